@@ -1,0 +1,52 @@
+"""The core's events: every hook an extension can attach to, with what its handlers get.
+
+``run`` events stop at the first handler that returns non-None; ``notify``
+events reach every handler; ``collect`` events gather lists.
+"""
+
+from summitd.core.hooks import Event
+
+# -- stanzas (run) ---------------------------------------------------------------
+STANZA_FROM_CLIENT = Event(
+    "stanza-from-client",
+    "(session, stanza): a stanza a bound client sent, 'from' already stamped, before routing. "
+    "Return non-None to take it (rate limits, blocking, stream management counting ...).")
+STANZA_TO_SERVER = Event(
+    "stanza-to-server",
+    "(stanza, to_jid): a message or presence addressed to a local domain itself (IQs go to the IQ table).")
+MESSAGE_TO_ACCOUNT = Event(
+    "message-to-account",
+    "(stanza, to_jid): a message for a local account (bare or full JID). The core's own delivery "
+    "runs in the DELIVER band; archive, carbons and offline storage hook in above or beside it.")
+PRESENCE_TO_ACCOUNT = Event(
+    "presence-to-account",
+    "(stanza, to_jid): a presence stanza for a local account (bare or full JID).")
+PRESENCE_BROADCAST = Event(
+    "presence-broadcast",
+    "(session, stanza): a client's presence without 'to' (RFC 6121 §4.2, §4.4), after the core "
+    "recorded the session's availability and priority.")
+IQ_TO_FULL_JID = Event(
+    "iq-to-full-jid",
+    "(stanza, to_jid): an IQ for a local full JID; the core delivers it to that session.")
+STANZA_TO_REMOTE = Event(
+    "stanza-to-remote",
+    "(stanza, to_jid): a stanza for a domain this server does not host (s2s takes it).")
+
+# -- sessions (notify) -------------------------------------------------------------
+SESSION_BOUND = Event("session-bound", "(session): a client bound a resource.")
+SESSION_CLOSED = Event(
+    "session-closed", "(session): a bound session ended, cleanly or not; it is already unrouted.")
+ACCOUNT_CREATED = Event("account-created", "(jid): a local account was created.")
+ACCOUNT_DELETING = Event(
+    "account-deleting",
+    "(jid, txn): an account is being deleted; delete your rows for it in this transaction.")
+
+# -- collectors (collect) ----------------------------------------------------------
+STREAM_FEATURES = Event(
+    "stream-features",
+    "(stream): elements to offer in <stream:features/>; stream.state tells the phase "
+    "('authenticated' before binding, 'bound' never, ...).")
+SERVER_DISCO_FEATURES = Event("server-disco-features", "(host): feature namespaces of the server.")
+SERVER_DISCO_IDENTITIES = Event(
+    "server-disco-identities", "(host): (category, type, name) tuples of the server.")
+ACCOUNT_DISCO_FEATURES = Event("account-disco-features", "(jid): feature namespaces of an account.")

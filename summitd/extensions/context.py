@@ -1,0 +1,102 @@
+"""The per-extension context: the extension's only handle on the server.
+
+Every registration records how to undo itself, so ``close()`` leaves the server
+exactly as it was before the extension loaded (Prosody's module object idea).
+"""
+
+from twisted.internet import task
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from summitd.core import events
+from summitd.core.hooks import Priority
+from summitd.core.iq import ACCOUNT, SERVER
+from summitd.extensions.interfaces import IExtensionContext
+from summitd.storage.keyval import KeyValueStore
+from summitd.storage.schema import apply_migrations
+
+
+class MissingProvider(Exception):
+    """need() asked for an interface nobody provides."""
+
+
+@implementer(IExtensionContext)
+class ExtensionContext:
+    def __init__(self, server, name, config):
+        self._server = server
+        self.name = name
+        self.config = config
+        self.domains = server.router.hosts
+        self.clock = server.clock
+        self.log = Logger(namespace=f"summitd.ext.{name}")
+        self.database = server.database
+        self._undo = []
+
+    def _remember(self, undo):
+        self._undo.append(undo)
+
+    def hook(self, event, handler, priority=Priority.DEFAULT):
+        self._remember(self._server.hooks.add(event, handler, priority))
+
+    def iq(self, type, target, namespace, name, handler):
+        self._remember(self._server.router.iq.register(type, target, namespace, name, handler))
+
+    def add_feature(self, namespace, target=SERVER):
+        event = events.SERVER_DISCO_FEATURES if target == SERVER else events.ACCOUNT_DISCO_FEATURES
+        features = (namespace,)
+        self.hook(event, lambda _where: features)
+
+    def add_identity(self, category, type, name=None):
+        identity = ((category, type, name),)
+        self.hook(events.SERVER_DISCO_IDENTITIES, lambda _host: identity)
+
+    def provide(self, interface, obj):
+        providers = self._server.providers
+        if interface in providers:
+            raise ValueError(f"{interface.__name__} is provided already")
+        providers[interface] = obj
+        self._remember(lambda: providers.pop(interface, None))
+
+    def need(self, interface):
+        try:
+            return self._server.providers[interface]
+        except KeyError:
+            raise MissingProvider(f"{self.name} needs a provider of {interface.__name__}") from None
+
+    def migrate(self, component, migrations):
+        return apply_migrations(self.database, component, migrations)
+
+    def keyval(self, store):
+        return KeyValueStore(self.database, store)
+
+    def route(self, stanza):
+        self._server.router.route(stanza)
+
+    def request(self, iq, timeout=60):
+        return self._server.router.iq.request(iq, timeout)
+
+    def sessions(self, jid):
+        return self._server.router.sessions(jid)
+
+    def session(self, jid):
+        return self._server.router.session(jid)
+
+    def call_later(self, delay, fn, *args):
+        call = self.clock.callLater(delay, fn, *args)
+        self._remember(lambda: call.cancel() if call.active() else None)
+        return call
+
+    def looping_call(self, interval, fn, *args):
+        loop = task.LoopingCall(fn, *args)
+        loop.clock = self.clock
+        loop.start(interval, now=False)
+        self._remember(lambda: loop.stop() if loop.running else None)
+        return loop
+
+    def close(self):
+        """Undo every registration, newest first."""
+        while self._undo:
+            self._undo.pop()()
+
+
+__all__ = ["ExtensionContext", "MissingProvider", "SERVER", "ACCOUNT"]

@@ -1,0 +1,69 @@
+"""The running server as a Twisted service: listening sockets, TLS, orderly shutdown."""
+
+from twisted.application import service
+from twisted.internet import defer, endpoints
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
+
+from summitd.core.errors import StreamError
+from summitd.server import SummitServer
+from summitd.tls import ensure_certificate, server_context_factory
+from summitd.transports.c2s import ClientStreamFactory
+
+ALPN_CLIENT = [b"xmpp-client"]
+
+
+class SummitService(service.Service):
+    log = Logger()
+
+    def __init__(self, config, reactor):
+        self.config = config
+        self.reactor = reactor
+        self.server = SummitServer(config, reactor)
+        self._ports = []
+
+    @defer.inlineCallbacks
+    def startService(self):
+        service.Service.startService(self)
+        try:
+            yield self._start()
+        except Exception:
+            self.log.failure("summitd failed to start")
+            self.reactor.stop()
+
+    @defer.inlineCallbacks
+    def _start(self):
+        config = self.config
+        config.server.data_dir.mkdir(parents=True, exist_ok=True)
+        cert, key = ensure_certificate(config)
+        self.server.tls_context = server_context_factory(cert, key)
+        yield self.server.start()
+        starttls = ClientStreamFactory(self.server)
+        for description in config.c2s.endpoints:
+            yield self._listen(description, starttls, "c2s (STARTTLS)")
+        direct = TLSMemoryBIOFactory(server_context_factory(cert, key, ALPN_CLIENT), False,
+                                     ClientStreamFactory(self.server, direct_tls=True))
+        for description in config.c2s.direct_tls_endpoints:
+            yield self._listen(description, direct, "c2s (direct TLS)")
+        self.log.info("summitd serving {domains}", domains=", ".join(config.server.domains))
+
+    @defer.inlineCallbacks
+    def _listen(self, description, factory, what):
+        endpoint = endpoints.serverFromString(self.reactor, description)
+        port = yield endpoint.listen(factory)
+        self._ports.append(port)
+        self.log.info("{what} listening on {address}", what=what, address=port.getHost())
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        service.Service.stopService(self)
+        for port in self._ports:
+            yield port.stopListening()
+        self._ports = []
+        for session in list(self._all_sessions()):
+            session.stream.close(StreamError("system-shutdown"))
+        yield self.server.stop()
+
+    def _all_sessions(self):
+        for resources in list(self.server.router._accounts.values()):
+            yield from resources.values()
