@@ -30,15 +30,17 @@ __all__ = ["make_server", "add_user", "FakeClient", "ProtocolMismatch", "ScramCl
            "matches", "mismatch", "parse_xml", "result_of"]
 
 
-def make_server(extensions=(), domains=("localhost",), available=None, base_dir=".", **sections):
+def make_server(extensions=(), domains=("localhost",), available=None, base_dir=".",
+                extension_options=None, **sections):
     """A started server on a fake clock (``server.clock``), plain-text c2s allowed.
 
-    ``sections`` are config tables as in summitd.toml (e.g. ``c2s={"idle_timeout": 30}``);
+    ``extension_options`` maps an extension's name to its [extensions.<name>] table;
+    ``sections`` are other config tables as in summitd.toml (e.g. ``c2s={"idle_timeout": 30}``);
     ``available`` maps extension names to factories (default: the installed plugins).
     """
     raw = {
         "server": {"domains": list(domains)},
-        "extensions": {"enabled": list(extensions)},
+        "extensions": {"enabled": list(extensions), **(extension_options or {})},
     }
     for name, table in sections.items():
         raw[name] = {**raw.get(name, {}), **table}

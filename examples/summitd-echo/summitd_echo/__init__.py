@@ -1,0 +1,1 @@
+"""An example third-party summitd extension, shipped as its own pip package."""
