@@ -1,7 +1,7 @@
 """The running server as a Twisted service: listening sockets, TLS, orderly shutdown."""
 
 from twisted.application import service
-from twisted.internet import defer, endpoints
+from twisted.internet import defer, endpoints, task
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
@@ -60,10 +60,13 @@ class SummitService(service.Service):
         for port in self._ports:
             yield port.stopListening()
         self._ports = []
-        for session in list(self._all_sessions()):
+        sessions = list(self._all_sessions())
+        for session in sessions:
             session.stream.close(StreamError("system-shutdown"))
+        if sessions and self.config.server.shutdown_grace:
+            # Let the stream errors reach the clients before the process ends.
+            yield task.deferLater(self.reactor, min(self.config.server.shutdown_grace, 1.0), lambda: None)
         yield self.server.stop()
 
     def _all_sessions(self):
-        for resources in list(self.server.router._accounts.values()):
-            yield from resources.values()
+        return self.server.router.all_sessions()

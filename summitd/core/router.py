@@ -71,6 +71,10 @@ class Router:
             return []
         return [s for s in resources.values() if s.available and s.priority >= 0]
 
+    def all_sessions(self):
+        """Every bound session (a list, safe to iterate while sessions close)."""
+        return [s for resources in self._accounts.values() for s in resources.values()]
+
     def session_count(self):
         return sum(len(r) for r in self._accounts.values())
 

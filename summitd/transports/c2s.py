@@ -69,6 +69,7 @@ class ClientStream(protocol.Protocol):
         self._last_in = self._last_out = 0.0
         self._timer = None
         self._handshake_timer = None
+        self._abort_timer = None
         self._closing = False
 
     # -- connection events ---------------------------------------------------------
@@ -212,7 +213,7 @@ class ClientStream(protocol.Protocol):
         self.state = "closed"
         self.transport.loseConnection()
         # A client that never reads would keep the connection half-open: cut it.
-        self.clock.callLater(10, self._abort)
+        self._abort_timer = self.clock.callLater(10, self._abort)
 
     def _abort(self):
         if self.transport is not None and self.transport.connected:
@@ -246,10 +247,10 @@ class ClientStream(protocol.Protocol):
             self.close(StreamError("connection-timeout"))
 
     def _cancel_timers(self):
-        for timer in (self._timer, self._handshake_timer):
+        for timer in (self._timer, self._handshake_timer, self._abort_timer):
             if timer is not None and timer.active():
                 timer.cancel()
-        self._timer = self._handshake_timer = None
+        self._timer = self._handshake_timer = self._abort_timer = None
 
     # -- STARTTLS ------------------------------------------------------------------------
 
