@@ -1,5 +1,7 @@
 """The running server as a Twisted service: listening sockets, TLS, orderly shutdown."""
 
+import os
+
 from twisted.application import service
 from twisted.internet import defer, endpoints, task
 from twisted.logger import Logger
@@ -11,6 +13,7 @@ from summitd.tls import ensure_certificate, server_context_factory
 from summitd.transports.c2s import ClientStreamFactory
 
 ALPN_CLIENT = [b"xmpp-client"]
+LISTEN_BACKLOG = 1024
 
 
 class SummitService(service.Service):
@@ -29,6 +32,8 @@ class SummitService(service.Service):
             yield self._start()
         except Exception:
             self.log.failure("summitd failed to start")
+            # twistd would exit 0 after reactor.stop(); make the failure visible to callers.
+            self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
             self.reactor.stop()
 
     @defer.inlineCallbacks
@@ -49,6 +54,9 @@ class SummitService(service.Service):
 
     @defer.inlineCallbacks
     def _listen(self, description, factory, what):
+        if description.startswith(("tcp:", "tcp6:")) and "backlog=" not in description:
+            # Twisted's default backlog (50) drops connection bursts into 1 s SYN retries.
+            description += f":backlog={LISTEN_BACKLOG}"
         endpoint = endpoints.serverFromString(self.reactor, description)
         port = yield endpoint.listen(factory)
         self._ports.append(port)

@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from twisted.words.xish import domish
 
 from summitd.core.errors import StanzaError
+from summitd.core.jid import InvalidJID, parse_jid
 
 SERVER = "server"
 ACCOUNT = "account"
@@ -37,7 +38,7 @@ class IQTable:
         self._clock = clock
         self._send = send                   # routes a stanza (the router's route)
         self._handlers = {}
-        self._pending = {}                  # id -> (Deferred, timeout call)
+        self._pending = {}                  # id -> (Deferred, timeout call, addressee)
         self._next_id = 0
 
     def register(self, type, target, namespace, name, handler):
@@ -106,19 +107,21 @@ class IQTable:
         iq_id = iq["id"] = f"summitd-{self._next_id}"
         d = defer.Deferred()
         call = self._clock.callLater(timeout, self._expire, iq_id)
-        self._pending[iq_id] = (d, call)
+        self._pending[iq_id] = (d, call, iq.getAttribute("to"))
         self._send(iq)
         return d
 
     def _expire(self, iq_id):
-        d, _ = self._pending.pop(iq_id)
+        d = self._pending.pop(iq_id)[0]
         d.errback(IQTimeout(iq_id))
 
     def _response(self, iq):
-        entry = self._pending.pop(iq.getAttribute("id"), None)
-        if entry is None:
-            return      # nobody asked; RFC 6120 says ignore
-        d, call = entry
+        iq_id = iq.getAttribute("id")
+        entry = self._pending.get(iq_id)
+        if entry is None or not _same_jid(entry[2], iq.getAttribute("from")):
+            return      # nobody asked (ids are guessable: the answer must come from the addressee)
+        del self._pending[iq_id]
+        d, call, _ = entry
         call.cancel()
         if iq["type"] == "result":
             d.callback(iq)
@@ -126,9 +129,18 @@ class IQTable:
             d.errback(_error_from(iq))
 
     def cancel_all(self):
-        for d, call in self._pending.values():
+        for _, call, _ in self._pending.values():
             call.cancel()
         self._pending.clear()
+
+
+def _same_jid(a, b):
+    if a is None or b is None:
+        return a == b
+    try:
+        return parse_jid(a) == parse_jid(b)
+    except InvalidJID:
+        return a == b
 
 
 def _payload(iq):

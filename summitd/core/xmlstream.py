@@ -72,6 +72,21 @@ class StreamParser:
         """Parse ``data``; raises StreamError on anything RFC 6120 does not allow."""
         if self._failed:
             return
+        if self._depth == 0 and self._fed + len(data) > self.max_header_size:
+            # The header must end within max_header_size bytes, however the data is split.
+            room = max(self.max_header_size - self._fed, 0)
+            self._parse(data[:room])
+            if self._depth == 0:
+                self._failed = True
+                raise StreamError("policy-violation", "stream header too large")
+            data = data[room:]
+        self._parse(data)
+        # A stanza that completed in this chunk was measured by _end.
+        if self._depth > 1 and self._fed - self._element_start > self.max_stanza_size:
+            self._failed = True
+            raise StreamError("policy-violation", "stanza too large")
+
+    def _parse(self, data):
         self._fed += len(data)
         try:
             self._parser.Parse(data, False)
@@ -81,13 +96,6 @@ class StreamParser:
         except StreamError:
             self._failed = True
             raise
-        # Checked after parsing so that a stanza that completed in this chunk is not counted.
-        if self._depth == 0 and self._fed > self.max_header_size:
-            self._failed = True
-            raise StreamError("policy-violation", "stream header too large")
-        if self._depth > 1 and self._fed - self._element_start > self.max_stanza_size:
-            self._failed = True
-            raise StreamError("policy-violation", "stanza too large")
 
     # -- expat callbacks -------------------------------------------------------
 
@@ -115,10 +123,8 @@ class StreamParser:
         depth = self._depth = self._depth + 1
         if depth == 1:
             uri, name = _split(qname)
-            if name != "stream":
-                raise StreamError("not-well-formed" if uri is None else "invalid-namespace")
-            if uri != NS_STREAMS:
-                raise StreamError("invalid-namespace")
+            if name != "stream" or uri != NS_STREAMS:
+                raise StreamError("invalid-namespace")     # RFC 6120 §4.8.1
             self.handler.stream_started(self._attributes(attrs), self._default_ns)
             return
         if depth > self.max_depth:
@@ -143,6 +149,8 @@ class StreamParser:
             return
         element = self._stack.pop()
         if depth == 2:
+            if self._parser.CurrentByteIndex - self._element_start > self.max_stanza_size:
+                raise StreamError("policy-violation", "stanza too large")
             self.handler.element_received(element)
 
     def _text(self, data):

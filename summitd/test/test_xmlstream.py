@@ -147,9 +147,11 @@ class HeaderTests(unittest.TestCase, StreamErrorAssertions):
         self.assertStreamError("policy-violation", huge, max_header_size=4096)
 
     def test_header_within_limit(self):
-        """A header that fits the limit is accepted, also with stanzas in the same chunk."""
-        recorder = parse(HEADER + "<message/>", max_header_size=len(HEADER) + 1)
-        self.assertEqual(len(recorder.elements), 1)
+        """A header of exactly max_header_size bytes is accepted, also with stanzas in the
+        same chunk and when it arrives in pieces."""
+        for chunk in (None, 10):
+            recorder = parse(HEADER + "<message/>", chunk, max_header_size=len(HEADER))
+            self.assertEqual(len(recorder.elements), 1)
 
     def test_stream_end(self):
         """</stream:stream> is reported as stream_ended, after the stanzas before it."""

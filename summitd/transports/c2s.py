@@ -95,12 +95,17 @@ class ClientStream(protocol.Protocol):
     def connectionLost(self, reason=protocol.connectionDone):
         self.state = "closed"
         self._cancel_timers()
+        session = self._end_session()
+        self.log.info("c2s connection from {peer} closed{who}", peer=self.peer,
+                      who=f" ({session.jid})" if session is not None else "")
+
+    def _end_session(self):
+        """Unroute the bound session, once; returns it (or None)."""
         session, self.session = self.session, None
         if session is not None:
             self.server.router.unbind(session)
             self.server.hooks.notify(events.SESSION_CLOSED, session)
-        self.log.info("c2s connection from {peer} closed{who}", peer=self.peer,
-                      who=f" ({session.jid})" if session is not None else "")
+        return session
 
     # -- parser callbacks ------------------------------------------------------------
 
@@ -211,6 +216,9 @@ class ClientStream(protocol.Protocol):
         if self._header_sent:
             self.send_raw("</stream:stream>")
         self.state = "closed"
+        # Stanzas for a closed stream would vanish: unroute the session now, not when the
+        # connection is finally gone.
+        self._end_session()
         self.transport.loseConnection()
         # A client that never reads would keep the connection half-open: cut it.
         self._abort_timer = self.clock.callLater(10, self._abort)
@@ -471,6 +479,12 @@ class ClientStream(protocol.Protocol):
             self._own_presence(stanza, type)
         if self.server.hooks.run(events.STANZA_FROM_CLIENT, session, stanza) is not None:
             return
+        if name == "iq" and type == "set" and stanza.getAttribute("to") in (None, self.host):
+            payload = next(stanza.elements(), None)
+            if payload is not None and payload.uri == NS_SESSION and payload.name == "session":
+                # RFC 3921 §3: legacy clients establish a session after binding; a no-op.
+                self.send(_result(stanza))
+                return
         if stanza.getAttribute("to") is None:
             if name == "presence":
                 self.server.hooks.run(events.PRESENCE_BROADCAST, session, stanza)

@@ -1,0 +1,551 @@
+#!/usr/bin/env python3
+"""summitd load generator: many XMPP logins over raw asyncio sockets (no XMPP library).
+
+    python bench/loadgen.py logins --host 127.0.0.1 --port 5222 --domain localhost \\
+        --users 1000 --concurrency 100 --password-template 'pw{i}' --user-template 'user{i}' \\
+        [--salt-cache FILE] [--json FILE] [--timeout 120]
+
+    python bench/loadgen.py mkusers --config summitd.toml --users 1000 --salt-cache FILE ...
+
+``logins`` logs in N users (i = 1..N) with at most C logins in flight, on plain-text
+streams (the server must allow them: ``require_encryption = false``): stream
+header, features, SASL SCRAM-SHA-256 (auth, challenge, response, success, the
+server signature checked), stream restart, resource binding. Every session stays
+connected until all logins are done; then one XEP-0199 ping goes down every
+session at once (``--verify``, the default) to show they are all alive together,
+and the sessions close. It prints logins/s, login latency (p50/p90/p99/max),
+per-phase latency, errors, and writes them as JSON with ``--json``.
+
+It is written to cost the client far less than the server: one asyncio loop,
+byte-string scanning instead of an XML parser, and no PBKDF2 during the run. The
+salted password (SCRAM's Hi(), 4096+ HMAC rounds) is looked up in
+``--salt-cache``: written by ``mkusers`` when it creates the accounts (it knows
+the salt it picked), or filled and saved by a first ``logins`` run (computed once
+per user, keyed by the server's salt and iteration count, so a stale entry is
+simply recomputed).
+
+``mkusers`` creates the accounts straight in the server's database through
+summitd's own account store (the way ``summitctl adduser`` does, without one
+process per account), before the server starts.
+
+Everything is bounded: ``--timeout`` for the whole run (default 120 s) and
+``--login-timeout`` per login; only loopback or explicitly given hosts are used.
+"""
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import math
+import os
+import re
+import resource
+import secrets
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
+NS_PING = "urn:xmpp:ping"
+MECHANISM = "SCRAM-SHA-256"
+HASH = "sha256"
+READ_SIZE = 65536
+
+
+class LoginError(Exception):
+    """A login that did not make it; ``kind`` groups them in the report."""
+
+    def __init__(self, kind, detail=""):
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+
+
+# -- SCRAM (RFC 5802), client side, with the salted password supplied ---------------
+
+def _b64(data):
+    return base64.b64encode(data).decode("ascii")
+
+
+class SaltCache:
+    """username -> (salt, iterations, salted password); a JSON file between runs."""
+
+    def __init__(self, path=None):
+        self.path = path
+        self.entries = {}
+        self.computed = 0
+        self.changed = False
+        if path and os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+            for user, e in data.get("entries", {}).items():
+                self.entries[user] = (base64.b64decode(e["salt"]), int(e["iterations"]),
+                                      base64.b64decode(e["salted"]))
+
+    def salted(self, user, password, salt, iterations):
+        entry = self.entries.get(user)
+        if entry is not None and entry[0] == salt and entry[1] == iterations:
+            return entry[2]
+        # Not cached (or the account was re-created): compute once, remember.
+        salted = hashlib.pbkdf2_hmac(HASH, password.encode("utf-8"), salt, iterations)
+        self.entries[user] = (salt, iterations, salted)
+        self.computed += 1
+        self.changed = True
+        return salted
+
+    def put(self, user, salt, iterations, salted):
+        self.entries[user] = (salt, iterations, salted)
+        self.changed = True
+
+    def save(self):
+        if not self.path or not self.changed:
+            return
+        data = {"hash": HASH, "entries": {
+            user: {"salt": _b64(s), "iterations": i, "salted": _b64(p)}
+            for user, (s, i, p) in self.entries.items()}}
+        tmp = self.path + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f)
+        os.replace(tmp, self.path)
+        self.changed = False
+
+
+def scram_first(user):
+    nonce = secrets.token_urlsafe(18)
+    bare = f"n={user.replace('=', '=3D').replace(',', '=2C')},r={nonce}"
+    return nonce, bare, ("n,," + bare).encode("utf-8")
+
+
+def scram_final(cache, user, password, nonce, client_first_bare, server_first):
+    """(client-final message, expected server signature)."""
+    try:
+        text = server_first.decode("utf-8")
+        attrs = dict(part.split("=", 1) for part in text.split(","))
+        salt, iterations, server_nonce = base64.b64decode(attrs["s"]), int(attrs["i"]), attrs["r"]
+    except (ValueError, KeyError, UnicodeDecodeError) as e:
+        raise LoginError("scram", f"bad server-first-message: {e}") from None
+    if not server_nonce.startswith(nonce):
+        raise LoginError("scram", "server nonce does not extend ours")
+    salted = cache.salted(user, password, salt, iterations)
+    without_proof = f"c=biws,r={server_nonce}"       # biws = base64("n,,")
+    auth_message = f"{client_first_bare},{text},{without_proof}".encode("utf-8")
+    client_key = hmac.new(salted, b"Client Key", HASH).digest()
+    signature = hmac.new(hashlib.sha256(client_key).digest(), auth_message, HASH).digest()
+    proof = bytes(a ^ b for a, b in zip(client_key, signature))
+    server_key = hmac.new(salted, b"Server Key", HASH).digest()
+    expected = hmac.new(server_key, auth_message, HASH).digest()
+    return f"{without_proof},p={_b64(proof)}".encode("utf-8"), expected
+
+
+# -- one XMPP connection, read with byte scanning --------------------------------------
+
+class Conn:
+    def __init__(self, reader, writer):
+        self.reader = reader
+        self.writer = writer
+        self.buf = bytearray()
+
+    async def expect(self, *names):
+        """Read until one of the top-level elements ``names`` (bytes, e.g. b"challenge")
+        is complete; returns (name, element bytes). Stream errors and EOF raise."""
+        while True:
+            found = self._find(names + (b"stream:error",))
+            if found is not None:
+                name, start, end = found
+                element = bytes(self.buf[start:end])
+                del self.buf[:end]
+                if name == b"stream:error":
+                    raise LoginError("stream-error:" + _condition(element))
+                return name, element
+            data = await self.reader.read(READ_SIZE)
+            if not data:
+                if b"</stream:stream>" in self.buf:
+                    raise LoginError("stream-closed", "the server closed the stream")
+                raise LoginError("eof", "connection closed by the server")
+            self.buf += data
+
+    def _find(self, names):
+        """(name, start, end) of the earliest complete element among ``names``, or None."""
+        best = None
+        for name in names:
+            span = _locate(self.buf, name)
+            if span is not None and (best is None or span[0] < best[1]):
+                best = (name, span[0], span[1])
+        return best
+
+    def send(self, data):
+        self.writer.write(data if isinstance(data, bytes) else data.encode("utf-8"))
+
+    def close(self):
+        try:
+            self.writer.write(b"</stream:stream>")
+        except Exception:
+            pass
+        self.writer.close()
+
+
+def _locate(buf, name):
+    """Where the element ``<name ...>...</name>`` (or ``<name .../>``) is in ``buf``, once
+    complete: (start, end), else None. Enough for the flat, known replies of a login."""
+    tag = b"<" + name
+    pos = 0
+    while True:
+        start = buf.find(tag, pos)
+        if start < 0:
+            return None
+        after = start + len(tag)
+        if after >= len(buf):
+            return None                       # the name may go on: wait for more
+        if buf[after] in b" />\t\r\n":
+            break
+        pos = after
+    gt = buf.find(b">", after)
+    if gt < 0:
+        return None
+    if buf[gt - 1] == 0x2F:                   # <name .../>
+        return start, gt + 1
+    close = buf.find(b"</" + name + b">", gt)
+    if close < 0:
+        return None
+    return start, close + len(name) + 3
+
+
+def _condition(element):
+    """The defined condition of an error or SASL failure: its first child other than <text>."""
+    gt = element.find(b">")
+    for match in _CHILD.finditer(element, gt + 1):
+        name = match.group(1)
+        if name not in (b"text", b"error"):
+            return name.decode("utf-8", "replace")
+    return "unknown"
+
+
+_CHILD = re.compile(rb"<([A-Za-z][-\w.:]*)")
+
+
+def _text(element):
+    gt = element.find(b">")
+    if element[gt - 1] == ord("/"):
+        return b""
+    lt = element.rfind(b"</")
+    return element[gt + 1:lt].strip()
+
+
+def _attr(element, name):
+    gt = element.find(b">")
+    head = element[:gt]
+    for quote in (b"'", b'"'):
+        key = b" " + name + b"=" + quote
+        i = head.find(key)
+        if i >= 0:
+            j = head.find(quote, i + len(key))
+            return head[i + len(key):j].decode("utf-8", "replace")
+    return None
+
+
+def stream_header(domain):
+    return (f"<?xml version='1.0'?><stream:stream to='{domain}' version='1.0' xml:lang='en' "
+            "xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>").encode("utf-8")
+
+
+async def login(args, cache, i, phases):
+    """Log in user i; returns the open Conn (bound). Raises LoginError."""
+    user = args.user_template.format(i=i)
+    password = args.password_template.format(i=i)
+    t0 = time.perf_counter()
+    try:
+        reader, writer = await asyncio.open_connection(args.host, args.port, limit=READ_SIZE * 4)
+    except OSError as e:
+        raise LoginError("connect", f"{type(e).__name__}: {e}") from None
+    conn = Conn(reader, writer)
+    try:
+        t_connected = time.perf_counter()
+        header = stream_header(args.domain)
+        conn.send(header)
+        _, features = await conn.expect(b"stream:features")
+        if f">{MECHANISM}<".encode() not in features:
+            raise LoginError("no-mechanism", f"{MECHANISM} not offered")
+        t_features = time.perf_counter()
+        nonce, bare, first = scram_first(user)
+        conn.send(f"<auth xmlns='{NS_SASL}' mechanism='{MECHANISM}'>{_b64(first)}</auth>")
+        name, element = await conn.expect(b"challenge", b"failure")
+        if name == b"failure":
+            raise LoginError("sasl-failure:" + _condition(element))
+        try:
+            server_first = base64.b64decode(_text(element), validate=True)
+        except ValueError:
+            raise LoginError("scram", "challenge is not base64") from None
+        final, expected = scram_final(cache, user, password, nonce, bare, server_first)
+        conn.send(f"<response xmlns='{NS_SASL}'>{_b64(final)}</response>")
+        name, element = await conn.expect(b"success", b"failure", b"challenge")
+        if name != b"success":
+            raise LoginError("sasl-failure:" + _condition(element) if name == b"failure"
+                             else "sasl-unexpected-challenge")
+        data = base64.b64decode(_text(element) or b"")
+        verifier = dict(p.split(b"=", 1) for p in data.split(b",") if b"=" in p).get(b"v", b"")
+        if not hmac.compare_digest(base64.b64decode(verifier), expected):
+            raise LoginError("scram", "bad server signature")
+        t_auth = time.perf_counter()
+        conn.send(header)
+        _, features = await conn.expect(b"stream:features")
+        if NS_BIND.encode() not in features:
+            raise LoginError("no-bind", "no bind feature after authentication")
+        conn.send(f"<iq type='set' id='bind1'><bind xmlns='{NS_BIND}'><resource>lg{i}</resource>"
+                  "</bind></iq>")
+        _, element = await conn.expect(b"iq")
+        if _attr(element, b"type") != "result":
+            condition = _condition(element[element.find(b"<error"):]) \
+                if b"<error" in element else "no-result"
+            raise LoginError("bind-failure:" + condition)
+        t_bound = time.perf_counter()
+    except BaseException:
+        conn.writer.close()
+        raise
+    phases["connect"].append(t_connected - t0)
+    phases["features"].append(t_features - t_connected)
+    phases["sasl"].append(t_auth - t_features)
+    phases["bind"].append(t_bound - t_auth)
+    phases["total"].append(t_bound - t0)
+    return conn
+
+
+async def verify_sessions(args, conns, deadline):
+    """A ping down every open session at once; how many answered."""
+    async def ping(conn):
+        conn.send(f"<iq type='get' id='v1' to='{args.domain}'><ping xmlns='{NS_PING}'/></iq>")
+        _, element = await conn.expect(b"iq")
+        return _attr(element, b"type") == "result"
+
+    remaining = max(deadline - time.monotonic(), 0.5)
+    tasks = [asyncio.ensure_future(ping(c)) for c in conns]
+    done, pending = await asyncio.wait(tasks, timeout=min(remaining, 30))
+    for t in pending:
+        t.cancel()
+    alive = sum(1 for t in done if not t.cancelled() and t.exception() is None and t.result())
+    return alive
+
+
+def percentile(sorted_values, p):
+    if not sorted_values:
+        return None
+    # nearest rank
+    k = max(0, min(len(sorted_values) - 1, math.ceil(p / 100 * len(sorted_values)) - 1))
+    return sorted_values[k]
+
+
+def summary(values):
+    v = sorted(values)
+    if not v:
+        return {"count": 0}
+    ms = lambda x: round(x * 1000, 3)  # noqa: E731
+    return {"count": len(v), "mean_ms": ms(sum(v) / len(v)), "p50_ms": ms(percentile(v, 50)),
+            "p90_ms": ms(percentile(v, 90)), "p99_ms": ms(percentile(v, 99)), "max_ms": ms(v[-1])}
+
+
+async def run_logins(args):
+    cache = SaltCache(args.salt_cache)
+    cached_at_start = len(cache.entries)
+    phases = {k: [] for k in ("connect", "features", "sasl", "bind", "total")}
+    errors = {}
+    conns = []
+    next_index = iter(range(args.first, args.first + args.users))
+    deadline = time.monotonic() + args.timeout
+    cpu0 = time.process_time()
+
+    async def worker():
+        for i in next_index:
+            try:
+                async with asyncio.timeout(args.login_timeout):
+                    conns.append(await login(args, cache, i, phases))
+            except LoginError as e:
+                errors[e.kind] = errors.get(e.kind, 0) + 1
+                if args.verbose:
+                    print(f"user {i}: {e}", file=sys.stderr)
+            except TimeoutError:
+                errors["login-timeout"] = errors.get("login-timeout", 0) + 1
+            except OSError as e:
+                kind = f"socket:{type(e).__name__}"
+                errors[kind] = errors.get(kind, 0) + 1
+
+    started = time.perf_counter()
+    workers = [asyncio.ensure_future(worker()) for _ in range(min(args.concurrency, args.users))]
+    done, pending = await asyncio.wait(workers, timeout=max(deadline - time.monotonic(), 0.1))
+    timed_out = bool(pending)
+    for w in pending:
+        w.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=5)
+    elapsed = time.perf_counter() - started
+    cpu_logins = time.process_time() - cpu0
+    ok = len(phases["total"])
+    not_done = args.users - ok - sum(errors.values())
+    if not_done > 0:
+        errors["not-finished (total timeout)"] = not_done
+
+    # Every session is still up: prove it with one ping each, all at once.
+    concurrent = len(conns)
+    alive = None
+    if args.verify and conns and time.monotonic() < deadline:
+        alive = await verify_sessions(args, conns, deadline)
+    if args.hold > 0:
+        await asyncio.sleep(min(args.hold, max(deadline - time.monotonic(), 0)))
+    for c in conns:
+        c.close()
+    await asyncio.sleep(0.2)     # let the closes go out
+    cache.save()
+    return {
+        "users": args.users,
+        "concurrency": args.concurrency,
+        "logins_ok": ok,
+        "errors": errors,
+        "elapsed_s": round(elapsed, 3),
+        "logins_per_s": round(ok / elapsed, 1) if elapsed > 0 else None,
+        "latency": summary(phases["total"]),
+        "phases": {k: summary(v) for k, v in phases.items() if k != "total"},
+        "concurrent_sessions": concurrent,
+        "sessions_alive_after": alive,
+        "client_cpu_s": round(cpu_logins, 3),
+        "client_cpu_per_login_ms": round(cpu_logins / ok * 1000, 3) if ok else None,
+        "salted_passwords_computed": cache.computed,
+        "salt_cache_entries_at_start": cached_at_start,
+        "timed_out": timed_out,
+        "mechanism": MECHANISM,
+        "host": args.host,
+        "port": args.port,
+    }
+
+
+def print_report(r):
+    lat = r["latency"]
+    print(f"logins: {r['logins_ok']}/{r['users']} ok in {r['elapsed_s']} s "
+          f"(concurrency {r['concurrency']}): {r['logins_per_s']} logins/s")
+    if lat.get("count"):
+        print(f"login latency: p50 {lat['p50_ms']} ms, p90 {lat['p90_ms']} ms, "
+              f"p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms, mean {lat['mean_ms']} ms")
+        print("phases p50/p99 (ms): " + ", ".join(
+            f"{k} {v['p50_ms']}/{v['p99_ms']}" for k, v in r["phases"].items() if v.get("count")))
+    print(f"concurrent sessions: {r['concurrent_sessions']}"
+          + (f", {r['sessions_alive_after']} answered a ping after all logins"
+             if r["sessions_alive_after"] is not None else ""))
+    print(f"errors: {sum(r['errors'].values())}" +
+          (" " + json.dumps(r["errors"], sort_keys=True) if r["errors"] else ""))
+    print(f"client CPU: {r['client_cpu_s']} s ({r['client_cpu_per_login_ms']} ms/login); "
+          f"PBKDF2 computed {r['salted_passwords_computed']} times")
+
+
+# -- mkusers: accounts straight into the server's database ------------------------------
+
+def mkusers(args):
+    from twisted.internet import task
+
+    from summitd.config import load_config
+    from summitd.sasl.credentials import SCRAM_HASHES, ScramCredentials
+    from summitd.sasl.scram import derive_credentials, prepare_password
+    from summitd.server import SummitServer
+    from summitd.storage.accounts import AccountExists
+    from summitd.storage.database import Database
+    from summitd.storage.engines import engine_from_url
+    from summitd.testing import result_of
+
+    config = load_config(args.config)
+    config.server.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(engine_from_url(config.storage.database, config.path.parent), None,
+                        synchronous=True)
+    clock = task.Clock()
+    server = SummitServer(config, clock, clock=clock, database=database)
+    result_of(server.start())
+    iterations = config.auth.scram_iterations
+    cache = SaltCache(args.salt_cache)
+    manager = server.account_manager
+    created = existed = 0
+    started = time.monotonic()
+    for i in range(args.first, args.first + args.users):
+        user = args.user_template.format(i=i)
+        password = args.password_template.format(i=i)
+        jid = manager.account_jid(f"{user}@{args.domain}")
+        salt = os.urandom(16)
+        prepared = prepare_password(password)
+        credentials = {h: derive_credentials(password, h, iterations, salt=os.urandom(16))
+                       for h in SCRAM_HASHES if h != HASH}
+        # Our own SHA-256 keys from a salted password we keep for the load generator.
+        salted = hashlib.pbkdf2_hmac(HASH, prepared, salt, iterations)
+        client_key = hmac.new(salted, b"Client Key", HASH).digest()
+        credentials[HASH] = ScramCredentials(
+            hash_name=HASH, salt=salt, iterations=iterations,
+            stored_key=hashlib.sha256(client_key).digest(),
+            server_key=hmac.new(salted, b"Server Key", HASH).digest())
+        try:
+            result_of(manager.store.create(jid.host, jid.user, credentials))
+        except AccountExists:
+            existed += 1
+            continue
+        cache.put(user, salt, iterations, salted)
+        created += 1
+    result_of(server.stop())
+    cache.save()
+    print(f"mkusers: {created} created, {existed} existed already, in "
+          f"{time.monotonic() - started:.1f} s; salt cache {args.salt_cache or '(none)'}")
+    return 0
+
+
+# -- command line --------------------------------------------------------------------------
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="loadgen", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(q):
+        q.add_argument("--domain", default="localhost")
+        q.add_argument("--users", type=int, default=1000, help="how many users (N)")
+        q.add_argument("--first", type=int, default=1, help="first user index i (default 1)")
+        q.add_argument("--user-template", default="user{i}")
+        q.add_argument("--password-template", default="pw{i}")
+        q.add_argument("--salt-cache", help="JSON file of salted passwords (read, and written back)")
+
+    q = sub.add_parser("logins", help="log N users in, C at a time")
+    common(q)
+    q.add_argument("--host", default="127.0.0.1")
+    q.add_argument("--port", type=int, default=5222)
+    q.add_argument("--concurrency", type=int, default=100, help="logins in flight (C)")
+    q.add_argument("--timeout", type=float, default=120.0, help="bound on the whole run, seconds")
+    q.add_argument("--login-timeout", type=float, default=30.0, help="bound on one login, seconds")
+    q.add_argument("--hold", type=float, default=0.0,
+                   help="keep all sessions open this many seconds after the last login")
+    q.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="skip the ping down every session after the logins")
+    q.add_argument("--json", help="write the results to this file")
+    q.add_argument("--verbose", action="store_true", help="print each failed login")
+
+    q = sub.add_parser("mkusers", help="create the accounts in the server's database (server stopped)")
+    common(q)
+    q.add_argument("--config", required=True, help="the server's TOML config")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.command == "mkusers":
+        return mkusers(args)
+    if args.users < 1 or args.concurrency < 1:
+        print("loadgen: --users and --concurrency must be positive", file=sys.stderr)
+        return 2
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < args.users + 100 and hard > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, args.users + 1000), hard))
+    result = asyncio.run(run_logins(args))
+    print_report(result)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2, sort_keys=True)
+            f.write("\n")
+    return 0 if result["logins_ok"] == args.users and not result["errors"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
