@@ -11,7 +11,11 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, NamedTuple, Sequence
 
 import zope.interface
+from twisted.internet import defer
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+log = Logger()
 
 
 class Challenge(NamedTuple):
@@ -76,3 +80,40 @@ class ISASLMechanism(zope.interface.Interface):
         Challenge, Success or Failure; it never errbacks, and malformed input
         gives ``Failure("malformed-request")``.
         """
+
+
+class Malformed(Exception):
+    """The client's message does not parse: answered with malformed-request."""
+
+
+class StepwiseMechanism:
+    """The shared driver of mechanisms: each client message goes to the handler in
+    ``self._next`` (set by the previous step; None while busy and once finished),
+    and parse errors or surprises become Failure outcomes instead of exceptions."""
+
+    name = "?"
+
+    def __init__(self):
+        self._next = self._initial
+        self._username = None       # prepared, once known
+
+    def _initial(self, response):
+        raise NotImplementedError
+
+    def step(self, response: bytes | None) -> Deferred:
+        """Process one client response; see ISASLMechanism.step."""
+        handler, self._next = self._next, None
+        if handler is None:
+            return defer.succeed(self._fail("malformed-request", "unexpected response"))
+        d = defer.maybeDeferred(handler, response)
+        d.addErrback(self._error)
+        return d
+
+    def _error(self, failure):
+        if failure.check(Malformed):
+            return self._fail("malformed-request", str(failure.value))
+        log.failure("{name} exchange failed unexpectedly", failure, name=self.name)
+        return self._fail("temporary-auth-failure")
+
+    def _fail(self, condition: str, text: str | None = None) -> "Failure":
+        return Failure(condition, text, self._username)

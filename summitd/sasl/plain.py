@@ -11,68 +11,43 @@ work with a fake salt, so they cannot be told apart from a wrong password.
 import hmac
 
 from twisted.internet import defer
-from twisted.logger import Logger
 from zope.interface import implementer
 
 from summitd.sasl.credentials import ScramCredentials
 from summitd.sasl.mechanism import (
-    Challenge, Failure, ISASLMechanism, SASLContext, Success,
+    Challenge, Failure, ISASLMechanism, Malformed, SASLContext, StepwiseMechanism, Success,
 )
 from summitd.sasl.prep import prepare_username
 from summitd.sasl.scram import FAKE_ITERATIONS, derive_credentials, fake_salt
 
-log = Logger()
 
 #: Which stored SCRAM keys to verify against, best first.
 _HASH_PREFERENCE = ("sha256", "sha1")
-
-
-class _Malformed(Exception):
-    """The client message does not follow the syntax of RFC 4616 §2."""
 
 
 def _parse(message: bytes) -> tuple[str | None, str, str]:
     """Split ``authzid NUL authcid NUL passwd`` (RFC 4616 §2); the authzid may be empty."""
     fields = message.split(b"\x00")
     if len(fields) != 3:
-        raise _Malformed("expected authzid NUL authcid NUL passwd")
+        raise Malformed("expected authzid NUL authcid NUL passwd")
     try:
         authzid, authcid, password = (field.decode("utf-8") for field in fields)
     except UnicodeDecodeError:
-        raise _Malformed("not UTF-8") from None
+        raise Malformed("not UTF-8") from None
     if not authcid or not password:
-        raise _Malformed("empty authcid or password")
+        raise Malformed("empty authcid or password")
     return authzid or None, authcid, password
 
 
 @implementer(ISASLMechanism)
-class PlainMechanism:
+class PlainMechanism(StepwiseMechanism):
     """One server-side PLAIN exchange."""
 
     name = "PLAIN"
 
     def __init__(self, context: SASLContext):
+        super().__init__()
         self._context = context
-        self._next = self._initial  # None while busy and once finished
-        self._username = None
-
-    def step(self, response: bytes | None) -> defer.Deferred:
-        """Process one client response; see ISASLMechanism.step."""
-        handler, self._next = self._next, None
-        if handler is None:
-            return defer.succeed(self._fail("malformed-request", "unexpected response"))
-        d = defer.maybeDeferred(handler, response)
-        d.addErrback(self._error)
-        return d
-
-    def _error(self, failure):
-        if failure.check(_Malformed):
-            return self._fail("malformed-request", str(failure.value))
-        log.failure("PLAIN exchange failed unexpectedly", failure)
-        return self._fail("temporary-auth-failure")
-
-    def _fail(self, condition: str, text: str | None = None) -> Failure:
-        return Failure(condition, text, self._username)
 
     def _initial(self, response):
         if not self._context.secure:
@@ -84,7 +59,7 @@ class PlainMechanism:
 
     def _authenticate(self, response):
         if response is None:
-            raise _Malformed("empty message")
+            raise Malformed("empty message")
         authzid, authcid, password = _parse(response)
         try:
             self._username = prepare_username(authcid)

@@ -27,17 +27,14 @@ import secrets
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from twisted.internet import defer
-from twisted.logger import Logger
 from zope.interface import implementer
 
 from summitd.sasl.credentials import SCRAM_HASHES, ScramCredentials
 from summitd.sasl.mechanism import (
-    Challenge, Failure, ISASLMechanism, SASLContext, Success,
+    Challenge, Failure, ISASLMechanism, Malformed, SASLContext, StepwiseMechanism, Success,
 )
 from summitd.sasl.prep import prepare_password, prepare_username
 
-log = Logger()
 
 #: Iteration count announced for unknown users (RFC 5802 §5.1 asks at least 4096).
 FAKE_ITERATIONS = 4096
@@ -114,23 +111,19 @@ def _random_nonce() -> str:
     return secrets.token_urlsafe(18)
 
 
-class _Malformed(Exception):
-    """The client message does not follow the syntax of RFC 5802 §7."""
-
-
 def _decode_text(response: bytes | None) -> str:
     if not response:
-        raise _Malformed("empty message")
+        raise Malformed("empty message")
     try:
         return response.decode("utf-8")
     except UnicodeDecodeError:
-        raise _Malformed("not UTF-8") from None
+        raise Malformed("not UTF-8") from None
 
 
 def _decode_saslname(value: str) -> str:
     """Undo the "=2C" / "=3D" quoting of RFC 5802 §5.1."""
     if not _SASLNAME.match(value):
-        raise _Malformed("bad name encoding")
+        raise Malformed("bad name encoding")
     return value.replace("=2C", ",").replace("=3D", "=")
 
 
@@ -138,7 +131,7 @@ def _decode_b64(value: str) -> bytes:
     try:
         return base64.b64decode(value, validate=True)
     except binascii.Error:
-        raise _Malformed("bad base64") from None
+        raise Malformed("bad base64") from None
 
 
 def _attributes(message: str) -> list[tuple[str, str]]:
@@ -147,10 +140,10 @@ def _attributes(message: str) -> list[tuple[str, str]]:
     for part in message.split(","):
         match = _ATTR_VAL.match(part)
         if not match:
-            raise _Malformed("bad attribute")
+            raise Malformed("bad attribute")
         pairs.append((match.group(1), match.group(2)))
     if any(name == "m" for name, _ in pairs):
-        raise _Malformed("mandatory extensions are not supported")
+        raise Malformed("mandatory extensions are not supported")
     return pairs
 
 
@@ -168,23 +161,23 @@ class _ClientFirst:
 def _parse_client_first(message: str) -> _ClientFirst:
     parts = message.split(",", 2)
     if len(parts) != 3:
-        raise _Malformed("bad GS2 header")
+        raise Malformed("bad GS2 header")
     flag, authz, bare = parts
     if flag in ("n", "y"):
         cb_type = None
     elif flag.startswith("p=") and _CB_NAME.match(flag[2:]):
         cb_type = flag[2:]
     else:
-        raise _Malformed("bad GS2 header")
+        raise Malformed("bad GS2 header")
     if authz and not authz.startswith("a="):
-        raise _Malformed("bad GS2 header")
+        raise Malformed("bad GS2 header")
     authzid = _decode_saslname(authz[2:]) if authz else None
     attrs = _attributes(bare)
     if len(attrs) < 2 or attrs[0][0] != "n" or attrs[1][0] != "r":
-        raise _Malformed("expected n= and r=")
+        raise Malformed("expected n= and r=")
     nonce = attrs[1][1]
     if not _PRINTABLE.match(nonce):
-        raise _Malformed("bad nonce")
+        raise Malformed("bad nonce")
     return _ClientFirst(
         gs2_header=f"{flag},{authz},", cb_flag=flag[0], cb_type=cb_type, authzid=authzid,
         bare=bare, username=_decode_saslname(attrs[0][1]), nonce=nonce,
@@ -202,7 +195,7 @@ class _ClientFinal:
 def _parse_client_final(message: str) -> _ClientFinal:
     attrs = _attributes(message)
     if len(attrs) < 3 or attrs[0][0] != "c" or attrs[1][0] != "r" or attrs[-1][0] != "p":
-        raise _Malformed("expected c=, r= and p=")
+        raise Malformed("expected c=, r= and p=")
     return _ClientFinal(
         channel_binding=_decode_b64(attrs[0][1]),
         nonce=attrs[1][1],
@@ -212,7 +205,7 @@ def _parse_client_final(message: str) -> _ClientFinal:
 
 
 @implementer(ISASLMechanism)
-class ScramMechanism:
+class ScramMechanism(StepwiseMechanism):
     """One server-side SCRAM exchange (RFC 5802 §5)."""
 
     def __init__(self, hash_name: str, plus: bool, context: SASLContext,
@@ -223,32 +216,13 @@ class ScramMechanism:
         self._plus = plus
         self._context = context
         self._nonce_factory = nonce_factory
-        self._next = self._initial  # None while busy and once finished
-        self._username = None       # prepared, once known
+        super().__init__()
         # Set once the server-first-message is sent:
         self._first = None
         self._credentials = None
         self._known_user = False
         self._nonce = None
         self._auth_message_prefix = None
-
-    def step(self, response: bytes | None) -> defer.Deferred:
-        """Process one client response; see ISASLMechanism.step."""
-        handler, self._next = self._next, None
-        if handler is None:
-            return defer.succeed(self._fail("malformed-request", "unexpected response"))
-        d = defer.maybeDeferred(handler, response)
-        d.addErrback(self._error)
-        return d
-
-    def _error(self, failure):
-        if failure.check(_Malformed):
-            return self._fail("malformed-request", str(failure.value))
-        log.failure("SCRAM exchange failed unexpectedly", failure)
-        return self._fail("temporary-auth-failure")
-
-    def _fail(self, condition: str, text: str | None = None) -> Failure:
-        return Failure(condition, text, self._username)
 
     def _initial(self, response):
         if response is None:  # no initial response: ask for it with an empty challenge
