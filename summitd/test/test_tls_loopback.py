@@ -34,6 +34,13 @@ class _Wire:
         self.conn = None
         self.buffer = b""
 
+    def request_starttls(self):
+        """Open the stream and ask for STARTTLS; the TLS handshake is the caller's."""
+        self.send(HEADER)
+        self.read_until(b"</stream:features>")
+        self.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        self.read_until(b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+
     def start_tls(self, max_version=None, alpn=None):
         context = SSL.Context(SSL.TLS_CLIENT_METHOD)
         if max_version is not None:
@@ -70,10 +77,7 @@ def scram_plus_login(port, cb_type, direct_tls=False):
     wire = _Wire(port)
     try:
         if not direct_tls:
-            wire.send(HEADER)
-            wire.read_until(b"</stream:features>")
-            wire.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-            wire.read_until(b"/>")
+            wire.request_starttls()
         wire.start_tls(alpn=[b"xmpp-client"] if direct_tls else None)
         wire.send(HEADER)
         features = wire.read_until(b"</stream:features>")
@@ -98,10 +102,7 @@ def scram_plus_login(port, cb_type, direct_tls=False):
 def plain_login(port, password, max_version=None):
     wire = _Wire(port)
     try:
-        wire.send(HEADER)
-        wire.read_until(b"</stream:features>")
-        wire.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-        wire.read_until(b"/>")
+        wire.request_starttls()
         wire.start_tls(max_version)
         wire.send(HEADER)
         features = wire.read_until(b"</stream:features>")
@@ -121,10 +122,7 @@ def old_tls_handshake(port):
     """Try TLS 1.1 at most; returns the error text (the server must refuse)."""
     wire = _Wire(port)
     try:
-        wire.send(HEADER)
-        wire.read_until(b"</stream:features>")
-        wire.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-        wire.read_until(b"/>")
+        wire.request_starttls()
         try:
             context = SSL.Context(SSL.TLS_CLIENT_METHOD)
             context.set_min_proto_version(0)
