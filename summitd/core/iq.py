@@ -129,9 +129,11 @@ class IQTable:
             d.errback(_error_from(iq))
 
     def cancel_all(self):
-        for _, call, _ in self._pending.values():
+        """Give up on every outstanding request (server shutdown): each errbacks with IQTimeout."""
+        pending, self._pending = self._pending, {}
+        for iq_id, (d, call, _) in pending.items():
             call.cancel()
-        self._pending.clear()
+            d.errback(IQTimeout(iq_id))
 
 
 def _same_jid(a, b):

@@ -31,6 +31,8 @@ class ExtensionContext:
         self.log = Logger(namespace=f"summitd.ext.{name}")
         self.database = server.database
         self._undo = []
+        self._calls = []        # call_later's calls; those that fired or were cancelled are pruned
+        self._calls_limit = 64
 
     def _remember(self, undo):
         self._undo.append(undo)
@@ -83,7 +85,11 @@ class ExtensionContext:
 
     def call_later(self, delay, fn, *args):
         call = self.clock.callLater(delay, fn, *args)
-        self._remember(lambda: call.cancel() if call.active() else None)
+        self._calls.append(call)
+        if len(self._calls) > self._calls_limit:
+            # An extension may schedule calls forever: keep only the pending ones.
+            self._calls = [c for c in self._calls if c.active()]
+            self._calls_limit = max(64, 2 * len(self._calls))
         return call
 
     def looping_call(self, interval, fn, *args):
@@ -95,6 +101,10 @@ class ExtensionContext:
 
     def close(self):
         """Undo every registration, newest first."""
+        calls, self._calls = self._calls, []
+        for call in calls:
+            if call.active():
+                call.cancel()
         while self._undo:
             self._undo.pop()()
 

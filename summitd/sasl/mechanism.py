@@ -65,6 +65,8 @@ class SASLContext:
     secure: bool
     #: server secret, used to derive fake salts for unknown users
     secret: bytes
+    #: iteration count shown for unknown users: the configured one, so they look like real ones
+    fake_iterations: int = 4096
 
 
 class ISASLMechanism(zope.interface.Interface):

@@ -18,7 +18,7 @@ from summitd.sasl.mechanism import (
     Challenge, Failure, ISASLMechanism, Malformed, SASLContext, StepwiseMechanism, Success,
 )
 from summitd.sasl.prep import prepare_username
-from summitd.sasl.scram import FAKE_ITERATIONS, derive_credentials, fake_salt
+from summitd.sasl.scram import derive_credentials, fake_salt
 
 
 #: Which stored SCRAM keys to verify against, best first.
@@ -82,7 +82,7 @@ class PlainMechanism(StepwiseMechanism):
             stored = ScramCredentials(
                 hash_name=_HASH_PREFERENCE[0],
                 salt=fake_salt(self._context.secret, _HASH_PREFERENCE[0], self._username),
-                iterations=FAKE_ITERATIONS, stored_key=b"", server_key=b"")
+                iterations=self._context.fake_iterations, stored_key=b"", server_key=b"")
         try:
             candidate = derive_credentials(
                 password, stored.hash_name, stored.iterations, stored.salt)

@@ -263,7 +263,7 @@ class ScramMechanism(StepwiseMechanism):
             credentials = ScramCredentials(
                 hash_name=self._hash_name,
                 salt=fake_salt(self._context.secret, self._hash_name, self._username),
-                iterations=FAKE_ITERATIONS,
+                iterations=self._context.fake_iterations,
                 stored_key=os.urandom(hashlib.new(self._hash_name).digest_size),
                 server_key=os.urandom(hashlib.new(self._hash_name).digest_size),
             )

@@ -6,6 +6,7 @@ before each test from another address, must still be served after every bad inpu
 """
 
 import base64
+from dataclasses import replace
 
 from twisted.trial import unittest
 
@@ -68,6 +69,13 @@ def sasl_failure(condition):
 
 def auth_element(mechanism, payload):
     return f"<auth xmlns='{NS_SASL}' mechanism='{mechanism}'>{payload}</auth>"
+
+
+def start_scram(client, user, password):
+    """Send a SCRAM-SHA-256 <auth/> and take the challenge; returns (ScramClient, challenge)."""
+    scram = ScramClient(user, password)
+    client.send(auth_element("SCRAM-SHA-256", base64.b64encode(scram.first()).decode()))
+    return scram, client.expect(f"<challenge xmlns='{NS_SASL}'/>")
 
 
 class C2STestCase(unittest.TestCase):
@@ -276,14 +284,16 @@ class FeatureTests(C2STestCase):
         self.assertNotIn("PLAIN", self.mechanisms(features))
 
     def test_sasl_before_required_starttls(self):
-        """SASL on plain text when encryption is required is a policy-violation."""
-        server = make_server(extensions=["ping"], c2s={"require_encryption": True})
-        server.tls_context = object()
-        add_user(server, "alice@localhost", PASSWORDS["alice"])
-        client = Client(server)
-        client.open_stream()
-        client.send(auth_element("SCRAM-SHA-256", "biwsbj1hbGljZSxyPWFiYw=="))
-        client.expect_stream_error("policy-violation")
+        """SASL on plain text when encryption is required is a policy-violation. (The
+        config changes after the bystander logged in: new streams require TLS.)"""
+        self.server.tls_context = object()
+        self.server.config = replace(self.server.config,
+                                     c2s=replace(self.c2s_config, require_encryption=True))
+        client = self.client()
+        self.assertEqual(self.names(client.open_stream()), [(NS_TLS, "starttls")])
+        first = ScramClient("alice", PASSWORDS["alice"]).first()
+        client.send(auth_element("SCRAM-SHA-256", base64.b64encode(first).decode()))
+        self.assert_stream_error(client, "policy-violation")
         self.assertIsNone(client.stream.username)
 
     def test_starttls_without_certificate(self):
@@ -345,6 +355,7 @@ class SASLTests(C2STestCase):
         self.assertEqual((result.name, [c.name for c in result.elements()]),
                          ("failure", ["invalid-mechanism"]))
         self.assertIsNone(client.stream.username)
+        self.assert_bystander_served()
         self.assertIs(client.authenticate("alice", PASSWORDS["alice"]), True)
 
     def test_wrong_password(self):
@@ -361,9 +372,7 @@ class SASLTests(C2STestCase):
         answers = {}
         for user in ("alice", "nobody"):
             client = self.opened()
-            scram = ScramClient(user, "wrong")
-            client.send(auth_element("SCRAM-SHA-256", base64.b64encode(scram.first()).decode()))
-            challenge = client.expect(f"<challenge xmlns='{NS_SASL}'/>")
+            scram, challenge = start_scram(client, user, "wrong")
             final = scram.final(base64.b64decode(str(challenge)))
             attrs = scram.server_attributes
             client.send(f"<response xmlns='{NS_SASL}'>{base64.b64encode(final).decode()}</response>")
@@ -371,6 +380,7 @@ class SASLTests(C2STestCase):
                              client.next().toXml())
         self.assertEqual(answers["alice"], answers["nobody"])
         self.assertIn("not-authorized", answers["nobody"][3])
+        self.assert_bystander_served()
 
     def test_retries_allowed(self):
         """Two wrong passwords, then the right one, on the same stream (RFC 6120 §6.4.5)."""
@@ -407,9 +417,7 @@ class SASLTests(C2STestCase):
     def test_incorrect_encoding_in_response(self):
         """A response that is not base64 is incorrect-encoding and ends the exchange."""
         client = self.opened()
-        scram = ScramClient("alice", PASSWORDS["alice"])
-        client.send(auth_element("SCRAM-SHA-256", base64.b64encode(scram.first()).decode()))
-        client.expect(f"<challenge xmlns='{NS_SASL}'/>")
+        start_scram(client, "alice", PASSWORDS["alice"])
         client.send(f"<response xmlns='{NS_SASL}'>%%%</response>")
         self.assert_sasl_failure(client, "incorrect-encoding")
         self.assertIsNone(client.stream.username)
@@ -417,9 +425,7 @@ class SASLTests(C2STestCase):
     def test_abort(self):
         """<abort/> mid-exchange is answered with <aborted/>; a new exchange then works."""
         client = self.opened()
-        scram = ScramClient("alice", PASSWORDS["alice"])
-        client.send(auth_element("SCRAM-SHA-256", base64.b64encode(scram.first()).decode()))
-        client.expect(f"<challenge xmlns='{NS_SASL}'/>")
+        start_scram(client, "alice", PASSWORDS["alice"])
         client.send(f"<abort xmlns='{NS_SASL}'/>")
         self.assert_sasl_failure(client, "aborted")
         self.assertIs(client.authenticate("alice", PASSWORDS["alice"]), True)
@@ -494,6 +500,7 @@ class RateLimitTests(C2STestCase):
         client.open_stream()
         self.assert_temporary_failure(client.authenticate("bob", PASSWORDS["bob"]))
         self.assertFalse(client.disconnected)
+        self.assert_bystander_served()
 
 
 class BindingTests(C2STestCase):
@@ -829,9 +836,7 @@ class DisconnectTests(C2STestCase):
         """A connection lost in the middle of SASL leaves nothing behind."""
         client = self.client()
         client.open_stream()
-        scram = ScramClient("alice", PASSWORDS["alice"])
-        client.send(auth_element("SCRAM-SHA-256", base64.b64encode(scram.first()).decode()))
-        client.expect(f"<challenge xmlns='{NS_SASL}'/>")
+        start_scram(client, "alice", PASSWORDS["alice"])
         client.lose_connection()
         self.assertEqual(self.server.router.session_count(), 1)
         self.clock.advance(self.c2s_config.handshake_timeout)

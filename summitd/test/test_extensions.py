@@ -6,6 +6,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 from twisted.words.xish import domish
 from zope.interface import Interface, implementer
+from zope.interface.exceptions import Invalid
 from zope.interface.verify import verifyObject
 
 from summitd.config import ConfigError, parse_config
@@ -367,6 +368,23 @@ class LifecycleTests(unittest.TestCase):
         self.run_clock(100)
         self.assertEqual(sorted(extension.seen), ["later", "loop", "loop", "loop"])
 
+    def test_call_later_forgets_fired_calls(self):
+        """An extension that keeps rescheduling itself does not make its context grow: only
+        pending calls are remembered (and cancelled on unload)."""
+        context = ExtensionContext(self.server, "ticker", None)
+        fired = []
+
+        def tick():
+            fired.append(self.server.clock.seconds())
+            context.call_later(1, tick)
+
+        context.call_later(1, tick)
+        self.run_clock(1000)
+        self.assertEqual(len(fired), 1000)
+        self.assertLessEqual(len(context._calls), 65)
+        context.close()
+        self.assertNothingRegistered()
+
     def test_reload(self):
         """An unloaded extension can be loaded again (nothing stale is in the way)."""
         self.load("everything")
@@ -402,14 +420,13 @@ class LifecycleTests(unittest.TestCase):
 
     def test_build_returns_no_extension(self):
         """A build() whose result is not an IExtension fails the load and leaves nothing."""
-        from zope.interface.exceptions import Invalid
         self.assertLoadFails("not-extension", Invalid)
 
     def test_failed_load_keeps_others(self):
         """A failing extension does not disturb one that is already loaded."""
         self.load("everything")
         loaded = registrations(self.server)
-        self.failureResultOf(self.server.extensions.load("fails", None), StartFailed)
+        self.failureResultOf(self.server.extensions.load("not-extension", None), Invalid)
         self.assertEqual(registrations(self.server), loaded)
         self.assertEqual(self.server.hooks.run(TEST_EVENT), "everything")
 

@@ -498,8 +498,9 @@ class RequestTests(RoutingTestCase):
         self.assertEqual(self.failureResultOf(d, StanzaError).value.condition, "service-unavailable")
 
     def test_cancel_all(self):
-        """cancel_all leaves no timer on the clock."""
-        self.ask()
-        self.ask()
+        """cancel_all leaves no timer on the clock and fails every waiting request."""
+        first, second = self.ask(), self.ask()
         self.router.iq.cancel_all()
         self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.failureResultOf(first, IQTimeout)
+        self.failureResultOf(second, IQTimeout)

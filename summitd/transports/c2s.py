@@ -313,6 +313,7 @@ class ClientStream(protocol.Protocol):
             advertised_cb_types=self._advertised_cb,
             secure=self.secure,
             secret=self.server.secret,
+            fake_iterations=self.server.config.auth.scram_iterations,
         )
 
     def _lookup_credentials(self, username, hash_name):
