@@ -67,5 +67,9 @@ class AccountManager:
 
         return self.store.delete(jid.host, jid.user, also=everything_else)
 
+    def exists(self, jid):
+        """Whether the account of ``jid`` (a JID) exists; a Deferred."""
+        return self.store.exists(jid.host, jid.user)
+
     def list(self, host=None):
         return self.store.list_users(host)

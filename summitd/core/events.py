@@ -14,6 +14,10 @@ STANZA_FROM_CLIENT = Event(
 STANZA_TO_SERVER = Event(
     "stanza-to-server",
     "(stanza, to_jid): a message or presence addressed to a local domain itself (IQs go to the IQ table).")
+STANZA_TO_ACCOUNT = Event(
+    "stanza-to-account",
+    "(stanza, to_jid): any stanza for a local account (bare or full JID), before the "
+    "per-kind events below and the IQ table. Blocking and privacy checks take it here.")
 MESSAGE_TO_ACCOUNT = Event(
     "message-to-account",
     "(stanza, to_jid): a message for a local account (bare or full JID). The core's own delivery "
@@ -23,8 +27,9 @@ PRESENCE_TO_ACCOUNT = Event(
     "(stanza, to_jid): a presence stanza for a local account (bare or full JID).")
 PRESENCE_BROADCAST = Event(
     "presence-broadcast",
-    "(session, stanza): a client's presence without 'to' (RFC 6121 §4.2, §4.4), after the core "
-    "recorded the session's availability and priority.")
+    "(session, stanza, initial): a client's presence without 'to' (RFC 6121 §4.2, §4.4), after "
+    "the core recorded the session's availability and priority; initial is True for the first "
+    "available presence of the session (or the first after an unavailable one).")
 IQ_TO_FULL_JID = Event(
     "iq-to-full-jid",
     "(stanza, to_jid): an IQ for a local full JID; the core delivers it to that session.")
@@ -50,3 +55,5 @@ SERVER_DISCO_FEATURES = Event("server-disco-features", "(host): feature namespac
 SERVER_DISCO_IDENTITIES = Event(
     "server-disco-identities", "(host): (category, type, name) tuples of the server.")
 ACCOUNT_DISCO_FEATURES = Event("account-disco-features", "(jid): feature namespaces of an account.")
+SERVER_DISCO_ITEMS = Event(
+    "server-disco-items", "(host): (jid, node, name) tuples of the services a domain hosts.")

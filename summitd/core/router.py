@@ -102,6 +102,8 @@ class Router:
             elif self.hooks.run(events.STANZA_TO_SERVER, stanza, to_jid) is None and name == "message":
                 self.bounce(stanza, StanzaError("service-unavailable"))
             return
+        if self.hooks.run(events.STANZA_TO_ACCOUNT, stanza, to_jid) is not None:
+            return
         if name == "message":
             if self.hooks.run(events.MESSAGE_TO_ACCOUNT, stanza, to_jid) is None:
                 self.bounce(stanza, StanzaError("service-unavailable"))

@@ -30,6 +30,7 @@ class ExtensionContext:
         self.clock = server.clock
         self.log = Logger(namespace=f"summitd.ext.{name}")
         self.database = server.database
+        self.accounts = server.account_manager
         self._undo = []
         self._calls = []        # call_later's calls; those that fired or were cancelled are pruned
         self._calls_limit = 64
@@ -82,6 +83,9 @@ class ExtensionContext:
 
     def session(self, jid):
         return self._server.router.session(jid)
+
+    def all_sessions(self):
+        return self._server.router.all_sessions()
 
     def call_later(self, delay, fn, *args):
         call = self.clock.callLater(delay, fn, *args)

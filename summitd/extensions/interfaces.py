@@ -46,6 +46,8 @@ class IExtensionContext(Interface):
     clock = Attribute("IReactorTime: use it for every timer so tests can use a fake clock.")
     log = Attribute("A twisted.logger.Logger namespaced to the extension.")
     database = Attribute("The server's Database (runInteraction) for extensions that own SQL.")
+    accounts = Attribute("The AccountManager: exists(jid), create, set_password, delete(jid_text) "
+                         "(delete runs every extension's ACCOUNT_DELETING handler).")
 
     def hook(event, handler, priority):
         """Attach ``handler`` to an event from ``summitd.core.events`` (or an extension's own)."""
@@ -85,6 +87,9 @@ class IExtensionContext(Interface):
 
     def session(jid):
         """The session bound to the full JID ``jid``, or None."""
+
+    def all_sessions():
+        """Every bound session of the server (a list)."""
 
     def call_later(delay, fn, *args):
         """clock.callLater, cancelled automatically when the extension stops."""

@@ -1,273 +1,26 @@
 """End to end: a real ``twistd summitd`` process and slixmpp clients talking to it.
 
-Each test writes a config into its temp dir with free loopback ports, creates two
-accounts with ``summitctl``, starts summitd in a child process and waits for its
-ports, then runs ``slixmpp_scenario.py`` (asyncio, so in a process of its own)
-and checks the JSON it prints. The server is always stopped by PID (SIGTERM,
-then SIGKILL after a bound) and its log must hold no traceback.
-
-Nothing here blocks the reactor: processes are spawned with ``spawnProcess`` and
-every wait is a bounded poll with ``deferLater``.
+``summitd.testing.process`` starts the server (two accounts made with summitctl);
+``slixmpp_scenario.py`` runs the clients (asyncio, so in a process of its own) and
+prints JSON that the tests check. The server log must hold no traceback.
 """
 
-import importlib.util
-import json
 import os
-import signal
-import socket
-import sys
 
-from twisted.internet import defer, error, protocol, reactor, task
-from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet import defer
 from twisted.trial import unittest
 
-import summitd
+from summitd.testing.process import SummitdProcessMixin
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(summitd.__file__)))
 SCENARIO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "slixmpp_scenario.py")
-
-STARTUP_TIMEOUT = 20.0      # seconds for summitd to accept connections
-SCENARIO_TIMEOUT = 30       # the scenario's own bound ...
-SCENARIO_KILL_AFTER = 50.0  # ... and ours, should it ignore it
-TERM_GRACE = 10.0           # SIGTERM, then SIGKILL after this
-ACCOUNT_TIMEOUT = 30.0
-
 ALICE, ALICE_PASSWORD = "alice@localhost", "alice's secret p\u00e4ssword"
 BOB, BOB_PASSWORD = "bob@localhost", "bob-S3cret,=with=commas"
-
-CONFIG = """\
-[server]
-domains = ["localhost"]
-data_dir = "var"
-
-[c2s]
-endpoints = ["tcp:{port}:interface=127.0.0.1"]
-direct_tls_endpoints = ["tcp:{tls_port}:interface=127.0.0.1"]
-require_encryption = true
-
-[auth]
-scram_iterations = 4096
-
-[storage]
-database = "sqlite:///var/summitd.sqlite"
-
-[extensions]
-enabled = ["ping", "version"]
-"""
-
-
-def free_port():
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def child_env(**extra):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH")) if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
-class _Collect(protocol.ProcessProtocol):
-    """Collects a child's output; ``ended`` fires with its exit code (or -signal)."""
-
-    def __init__(self, sink=None):
-        self.out, self.err = [], []
-        self.sink = sink
-        self.ended = defer.Deferred()
-        self.code = None
-
-    def outReceived(self, data):
-        self.out.append(data)
-        if self.sink is not None:
-            self.sink.write(data)
-            self.sink.flush()
-
-    def errReceived(self, data):
-        self.err.append(data)
-        if self.sink is not None:
-            self.sink.write(data)
-            self.sink.flush()
-
-    def processEnded(self, reason):
-        value = reason.value
-        self.code = value.exitCode if value.exitCode is not None else -(value.signal or 0)
-        if self.sink is not None:
-            self.sink.close()
-        self.ended.callback(self.code)
-
-    @property
-    def stdout(self):
-        return b"".join(self.out).decode("utf-8", "replace")
-
-    @property
-    def stderr(self):
-        return b"".join(self.err).decode("utf-8", "replace")
-
-
-def _wait(d, seconds):
-    """A Deferred firing True when ``d`` fires within ``seconds``, else False; ``d`` itself
-    is left alone (its result passes through untouched)."""
-    waiter = defer.Deferred()
-
-    def fired(result):
-        if not waiter.called:
-            waiter.callback(True)
-        return result
-
-    def expired():
-        if not waiter.called:
-            waiter.callback(False)
-
-    d.addBoth(fired)
-    timer = reactor.callLater(seconds, expired)
-
-    def done(result):
-        if timer.active():
-            timer.cancel()
-        return result
-
-    return waiter.addCallback(done)
-
-
-@defer.inlineCallbacks
-def run_process(args, env, timeout):
-    """Run ``sys.executable args`` from the repo root; (code, stdout, stderr), killed
-    by PID after ``timeout`` seconds."""
-    proto = _Collect()
-    transport = reactor.spawnProcess(proto, sys.executable, [sys.executable] + list(args),
-                                     env=env, path=REPO_ROOT)
-    if not (yield _wait(proto.ended, timeout)):
-        try:
-            transport.signalProcess("KILL")
-        except error.ProcessExitedAlready:
-            pass
-        yield proto.ended
-        raise AssertionError(f"{args[:3]} did not finish within {timeout} s:\n{proto.stderr}")
-    return proto.code, proto.stdout, proto.stderr
-
-
-class SummitdProcessMixin:
-    """Starts a real summitd for one test; ``self.port``, ``self.tls_port``, ``self.log_path``."""
-
-    @defer.inlineCallbacks
-    def setUp(self):
-        if importlib.util.find_spec("slixmpp") is None:
-            raise unittest.SkipTest("slixmpp is not installed (pip install -e '.[test]')")
-        self.base = os.path.abspath(self.mktemp())
-        os.makedirs(self.base)
-        self.port, self.tls_port = free_port(), free_port()
-        while self.tls_port == self.port:
-            self.tls_port = free_port()
-        self.config_path = os.path.join(self.base, "summitd.toml")
-        with open(self.config_path, "w", encoding="utf-8") as f:
-            f.write(CONFIG.format(port=self.port, tls_port=self.tls_port))
-        self.log_path = os.path.join(self.base, "server.log")
-        self.cert_path = os.path.join(self.base, "var", "tls", "selfsigned.crt")
-        self.server_proto = None
-        self.server_signals = []
-        yield self.add_user(ALICE, ALICE_PASSWORD)
-        yield self.add_user(BOB, BOB_PASSWORD)
-        yield self.start_server()
-
-    @defer.inlineCallbacks
-    def add_user(self, jid, password):
-        password_file = os.path.join(self.base, jid.partition("@")[0] + ".password")
-        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(password + "\n")
-        code, out, err = yield run_process(
-            ["-m", "summitd.ctl", "--config", self.config_path, "adduser", jid,
-             "--password-file", password_file], child_env(), ACCOUNT_TIMEOUT)
-        self.assertEqual(code, 0, f"summitctl adduser {jid} failed:\n{out}{err}")
-
-    @defer.inlineCallbacks
-    def start_server(self):
-        self.server_proto = _Collect(open(self.log_path, "ab"))
-        self.server_transport = reactor.spawnProcess(
-            self.server_proto, sys.executable,
-            [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-             "-n", "--pidfile=", "summitd", "--config", self.config_path],
-            env=child_env(), path=REPO_ROOT)
-        self.server_pid = self.server_transport.pid
-        self.addCleanup(self.stop_server)
-        deadline = reactor.seconds() + STARTUP_TIMEOUT
-        for port in (self.port, self.tls_port):
-            while True:
-                if self.server_proto.ended.called:
-                    self.fail(f"summitd exited with {self.server_proto.code} before listening:\n"
-                              f"{self.server_log()}")
-                try:
-                    connected = yield TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=2).connect(
-                        protocol.Factory.forProtocol(protocol.Protocol))
-                except (error.ConnectError, error.TimeoutError):
-                    if reactor.seconds() > deadline:
-                        self.fail(f"summitd did not listen on {port} within {STARTUP_TIMEOUT} s:\n"
-                                  f"{self.server_log()}")
-                    yield task.deferLater(reactor, 0.1, lambda: None)
-                else:
-                    connected.transport.abortConnection()
-                    break
-
-    @defer.inlineCallbacks
-    def stop_server(self):
-        """SIGTERM by PID, SIGKILL after TERM_GRACE; idempotent."""
-        proto = self.server_proto
-        if proto is None or proto.ended.called:
-            return
-        for sig, grace in ((signal.SIGTERM, TERM_GRACE), (signal.SIGKILL, 5.0)):
-            if proto.ended.called:
-                break
-            self.server_signals.append(sig)
-            try:
-                os.kill(self.server_pid, sig)
-            except ProcessLookupError:
-                pass
-            if (yield _wait(proto.ended, grace)):
-                break
-        if not proto.ended.called:
-            raise AssertionError(f"summitd (pid {self.server_pid}) survived SIGKILL")
-
-    def server_log(self):
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
-
-    def assertCleanServerLog(self):
-        """Stopped by SIGTERM alone (twistd re-raises it: exit by signal 15, or 0), and
-        no traceback logged."""
-        self.assertEqual(self.server_signals, [signal.SIGTERM], self.server_log())
-        self.assertIn(self.server_proto.code, (0, -signal.SIGTERM), self.server_log())
-        log = self.server_log()
-        self.assertIn("summitd serving localhost", log)
-        for bad in ("Traceback", "Unhandled Error", "Unhandled error"):
-            self.assertNotIn(bad, log, f"the server log has {bad!r}:\n{log}")
-
-    @defer.inlineCallbacks
-    def run_scenario(self, *args):
-        env = child_env(SCENARIO_ALICE_PASSWORD=ALICE_PASSWORD, SCENARIO_BOB_PASSWORD=BOB_PASSWORD)
-        code, out, err = yield run_process(
-            [SCENARIO, "--host", "127.0.0.1", "--timeout", str(SCENARIO_TIMEOUT)] + list(args),
-            env, SCENARIO_KILL_AFTER)
-        lines = [line for line in out.splitlines() if line.strip()]
-        try:
-            result = json.loads(lines[-1])
-        except (IndexError, ValueError):
-            self.fail(f"the scenario printed no JSON (exit {code}):\n{out}\n{err}\n"
-                      f"server log:\n{self.server_log()}")
-        if code != 0 or not result.get("ok"):
-            self.fail(f"the scenario failed (exit {code}): {result.get('reasons')}\n"
-                      f"{json.dumps(result, indent=2)}\n{err[-4000:]}\nserver log:\n{self.server_log()}")
-        return result
+PASSWORDS = {"SCENARIO_ALICE_PASSWORD": ALICE_PASSWORD, "SCENARIO_BOB_PASSWORD": BOB_PASSWORD}
 
 
 class SlixmppIntegrationTests(SummitdProcessMixin, unittest.TestCase):
     timeout = 120
+    accounts = {ALICE: ALICE_PASSWORD, BOB: BOB_PASSWORD}
 
     def assertSession(self, info, jid, tls_via_starttls):
         self.assertEqual(info["mechanism"], "SCRAM-SHA-256")
@@ -280,8 +33,9 @@ class SlixmppIntegrationTests(SummitdProcessMixin, unittest.TestCase):
     def test_starttls_scram_sha256_message(self):
         """Two slixmpp users log in over STARTTLS with SCRAM-SHA-256, send initial
         presence, and bob's chat message to alice's bare JID reaches alice."""
-        result = yield self.run_scenario("--port", str(self.port), "--tls", "starttls",
-                                         "--scenario", "message", "--mechanism", "SCRAM-SHA-256")
+        result = yield self.run_scenario(SCENARIO, "--port", str(self.port), "--tls", "starttls",
+                                         "--scenario", "message", "--mechanism", "SCRAM-SHA-256",
+                                         env=PASSWORDS)
         sessions = result["sessions"]
         self.assertSession(sessions["alice"], ALICE, tls_via_starttls=True)
         self.assertSession(sessions["bob"], BOB, tls_via_starttls=True)
@@ -298,9 +52,9 @@ class SlixmppIntegrationTests(SummitdProcessMixin, unittest.TestCase):
     def test_direct_tls_ping(self):
         """Direct TLS (XEP-0368): slixmpp logs in on the TLS port, the generated
         certificate verifies for 'localhost', and the server answers a ping."""
-        result = yield self.run_scenario("--port", str(self.tls_port), "--tls", "direct",
+        result = yield self.run_scenario(SCENARIO, "--port", str(self.tls_port), "--tls", "direct",
                                          "--scenario", "ping", "--mechanism", "SCRAM-SHA-256",
-                                         "--cafile", self.cert_path)
+                                         "--cafile", self.cert_path, env=PASSWORDS)
         self.assertSession(result["sessions"]["alice"], ALICE, tls_via_starttls=False)
         self.assertEqual(result["ping"]["to"], "localhost")
         self.assertGreaterEqual(result["ping"]["rtt"], 0)

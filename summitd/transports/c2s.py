@@ -158,6 +158,11 @@ class ClientStream(protocol.Protocol):
             raise StreamError("not-authorized")
         raise StreamError("unsupported-stanza-type")
 
+    @property
+    def last_received(self):
+        """When the client last sent anything (clock seconds): idle detection, pings."""
+        return self._last_in
+
     # -- output ------------------------------------------------------------------------
 
     def send(self, element):
@@ -476,8 +481,6 @@ class ClientStream(protocol.Protocol):
             if stanza.getAttribute("id") is None or type not in ("get", "set", "result", "error"):
                 router.bounce(stanza, StanzaError("bad-request", "an IQ needs an id and a valid type"))
                 return
-        elif name == "presence" and stanza.getAttribute("to") is None and type in (None, "unavailable"):
-            self._own_presence(stanza, type)
         if self.server.hooks.run(events.STANZA_FROM_CLIENT, session, stanza) is not None:
             return
         if name == "iq" and type == "set" and stanza.getAttribute("to") in (None, self.host):
@@ -488,16 +491,20 @@ class ClientStream(protocol.Protocol):
                 return
         if stanza.getAttribute("to") is None:
             if name == "presence":
-                self.server.hooks.run(events.PRESENCE_BROADCAST, session, stanza)
-                return
+                if type in (None, "unavailable"):
+                    initial = self._own_presence(stanza, type)
+                    self.server.hooks.run(events.PRESENCE_BROADCAST, session, stanza, initial)
+                return      # subscription types without 'to' mean nothing (RFC 6121 §3)
             # RFC 6120 §10.3: no 'to' means the account itself.
             router.route_local(stanza, session.jid.userhostJID())
             return
         router.route(stanza)
 
     def _own_presence(self, stanza, type):
-        """Record availability and priority (RFC 6121 §4.7.2.3) for delivery decisions."""
+        """Record availability and priority (RFC 6121 §4.7.2.3) for delivery decisions;
+        True when this is the session's initial (first available) presence."""
         session = self.session
+        initial = type is None and not session.available
         session.available = type is None
         priority = 0
         for child in stanza.elements():
@@ -508,6 +515,7 @@ class ClientStream(protocol.Protocol):
                     priority = 0
         session.priority = priority
         session.presence = stanza if type is None else None
+        return initial
 
 
 def _stream_error(error):
