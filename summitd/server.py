@@ -13,6 +13,8 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from summitd.accounts import AccountManager
+from summitd.core import events
+from summitd.core.durability import WriteTracker
 from summitd.core.hooks import Hooks
 from summitd.core.ratelimit import RateLimiter
 from summitd.core.router import Router
@@ -40,6 +42,7 @@ class SummitServer:
         self.account_manager = AccountManager(
             self.accounts, self.hooks, self.router.hosts, config.auth.scram_iterations)
         self.providers = {}
+        self.writes = WriteTracker()
         self.extensions = ExtensionManager(self, extensions)
         self.tls_context = None
         self._secret = secret
@@ -60,6 +63,7 @@ class SummitServer:
         yield self.accounts.setup()
         yield KeyValueStore(self.database, "core").setup()
         yield self.extensions.load_all(self.config.extensions.enabled, self.config.extensions.options)
+        self.hooks.notify(events.SERVER_STARTED)
 
     @defer.inlineCallbacks
     def stop(self):

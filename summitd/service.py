@@ -7,6 +7,7 @@ from twisted.internet import defer, endpoints, task
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
+from summitd.core import events
 from summitd.core.errors import StreamError
 from summitd.server import SummitServer
 from summitd.tls import ensure_certificate, server_context_factory
@@ -64,17 +65,38 @@ class SummitService(service.Service):
 
     @defer.inlineCallbacks
     def stopService(self):
+        """Stop accepting, let extensions flush acknowledgements, tell clients
+        (system-shutdown), wait for what is being stored, close the database; all
+        within shutdown_grace seconds."""
         service.Service.stopService(self)
+        grace = self.config.server.shutdown_grace
         for port in self._ports:
             yield port.stopListening()
         self._ports = []
-        sessions = list(self._all_sessions())
+        server = self.server
+        server.hooks.notify(events.SERVER_STOPPING)
+        yield self._bounded(server.writes.barrier(), grace / 2)
+        sessions = self._all_sessions()
         for session in sessions:
             session.stream.close(StreamError("system-shutdown"))
-        if sessions and self.config.server.shutdown_grace:
+        yield self._bounded(server.writes.barrier(), grace / 2)
+        if sessions and grace:
             # Let the stream errors reach the clients before the process ends.
-            yield task.deferLater(self.reactor, min(self.config.server.shutdown_grace, 1.0), lambda: None)
-        yield self.server.stop()
+            yield task.deferLater(self.reactor, min(grace, 0.5), lambda: None)
+        yield server.stop()
+
+    def _bounded(self, d, seconds):
+        """Wait for ``d``, but no longer than ``seconds``."""
+        timeout = defer.Deferred()
+        call = self.reactor.callLater(seconds, timeout.callback, None)
+        first = defer.DeferredList([d, timeout], fireOnOneCallback=True, consumeErrors=True)
+
+        def done(result):
+            if call.active():
+                call.cancel()
+            return result
+
+        return first.addBoth(done)
 
     def _all_sessions(self):
         return self.server.router.all_sessions()

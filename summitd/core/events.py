@@ -41,10 +41,22 @@ STANZA_TO_REMOTE = Event(
 SESSION_BOUND = Event("session-bound", "(session): a client bound a resource.")
 SESSION_CLOSED = Event(
     "session-closed", "(session): a bound session ended, cleanly or not; it is already unrouted.")
+SESSION_INTERRUPTED = Event(
+    "session-interrupted",
+    "(stream, session): the connection of a bound session broke without a clean close (or the "
+    "server timed it out). Return non-None to keep the session routed (stream management "
+    "hibernates it until it is resumed or expires); otherwise the session ends.")
 ACCOUNT_CREATED = Event("account-created", "(jid): a local account was created.")
 ACCOUNT_DELETING = Event(
     "account-deleting",
     "(jid, txn): an account is being deleted; delete your rows for it in this transaction.")
+
+# -- the server (notify) -------------------------------------------------------------
+SERVER_STARTED = Event(
+    "server-started", "(): every enabled extension is loaded (recover what a crash left behind).")
+SERVER_STOPPING = Event(
+    "server-stopping",
+    "(): shutdown began; sessions are still connected (flush acknowledgements now).")
 
 # -- collectors (collect) ----------------------------------------------------------
 STREAM_FEATURES = Event(
@@ -57,3 +69,29 @@ SERVER_DISCO_IDENTITIES = Event(
 ACCOUNT_DISCO_FEATURES = Event("account-disco-features", "(jid): feature namespaces of an account.")
 SERVER_DISCO_ITEMS = Event(
     "server-disco-items", "(host): (jid, node, name) tuples of the services a domain hosts.")
+SERVER_DISCO_FORMS = Event(
+    "server-disco-forms",
+    "(host): XEP-0128 extended information of the server: jabber:x:data forms of type 'result' "
+    "with a hidden FORM_TYPE field (domish Elements, a new one per call).")
+ACCOUNT_DISCO_ITEMS = Event(
+    "account-disco-items",
+    "(jid, requester): (jid, node, name) tuples of the items of an account; asked only for "
+    "requesters allowed to see the account (its owner, its presence subscribers).")
+
+# -- service discovery nodes (run) ---------------------------------------------------
+DISCO_INFO_NODE = Event(
+    "disco-info-node",
+    "(to_jid, node, requester): disco#info of a node of a domain (to_jid.user is None) or of an "
+    "account (a bare JID the requester may see): return (identities, features, forms) shaped as "
+    "in the collectors above, or None when the node is not yours (item-not-found if nobody's).")
+DISCO_ITEMS_NODE = Event(
+    "disco-items-node",
+    "(to_jid, node, requester): disco#items of a node: a list of (jid, node, name) tuples, or None "
+    "when the node is not yours.")
+
+# -- blocking (notify) ---------------------------------------------------------------
+BLOCKLIST_CHANGED = Event(
+    "blocklist-changed",
+    "(jid, blocked, unblocked): the blocklist (XEP-0191) of the account ``jid`` changed; "
+    "``blocked`` and ``unblocked`` are tuples of the JIDs added and removed. The presence "
+    "extension sends current presence to unblocked contacts allowed to see it (XEP-0191 §3.4).")

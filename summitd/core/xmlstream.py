@@ -158,3 +158,29 @@ class StreamParser:
             self._stack[-1].children.append(data)
         elif self._depth == 1 and data.strip():
             raise StreamError("not-well-formed", "text between stanzas")
+
+
+class _Collector:
+    def __init__(self):
+        self.elements = []
+
+    def stream_started(self, attrs, default_ns):
+        pass
+
+    def element_received(self, element):
+        self.elements.append(element)
+
+    def stream_ended(self):
+        pass
+
+
+def parse_element(text, default_ns="jabber:client"):
+    """One element from trusted XML text (our own stored stanzas, test patterns): parsed as if
+    it arrived on a stream whose default namespace is ``default_ns``."""
+    collector = _Collector()
+    parser = StreamParser(collector, max_stanza_size=10 ** 8, max_header_size=10 ** 6)
+    parser.feed((f"<stream:stream xmlns='{default_ns}' xmlns:stream='{NS_STREAMS}'>"
+                 f"{text}</stream:stream>").encode("utf-8"))
+    if len(collector.elements) != 1:
+        raise ValueError(f"expected one element, found {len(collector.elements)}")
+    return collector.elements[0]

@@ -84,8 +84,22 @@ class ExtensionContext:
     def session(self, jid):
         return self._server.router.session(jid)
 
+    def track_write(self, d):
+        """Mark ``d`` as a durable write caused by a client's stanza; stream management
+        acknowledges stanzas only after such writes finish. Returns ``d``."""
+        return self._server.writes.track(d)
+
+    def write_barrier(self):
+        """A Deferred firing when every tracked write in flight now has finished."""
+        return self._server.writes.barrier()
+
     def all_sessions(self):
         return self._server.router.all_sessions()
+
+    def loaded_extensions(self):
+        """The running extensions as (name, extension) pairs in load order. The tuple differs
+        after any load or unload, so caches of what the server offers (caps) key on it."""
+        return tuple((name, loaded[0]) for name, loaded in self._server.extensions.loaded.items())
 
     def call_later(self, delay, fn, *args):
         call = self.clock.callLater(delay, fn, *args)

@@ -88,8 +88,19 @@ class IExtensionContext(Interface):
     def session(jid):
         """The session bound to the full JID ``jid``, or None."""
 
+    def track_write(d):
+        """Mark a Deferred as a durable write caused by a client's stanza (offline storage,
+        archive): stream management acknowledges stanzas only after it fires. Returns d."""
+
+    def write_barrier():
+        """A Deferred firing when every tracked write in flight now has finished."""
+
     def all_sessions():
         """Every bound session of the server (a list)."""
+
+    def loaded_extensions():
+        """The running extensions as (name, extension) pairs in load order; a different tuple
+        after any load or unload (a cache key for what the server offers)."""
 
     def call_later(delay, fn, *args):
         """clock.callLater, cancelled automatically when the extension stops."""

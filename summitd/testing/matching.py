@@ -7,31 +7,16 @@ element's stripped text, and the pattern's children match children of the
 element in order (the element may have more).
 """
 
-from summitd.core.errors import NS_STREAMS
-from summitd.core.xmlstream import StreamParser
+from summitd.core.xmlstream import parse_element
 from summitd.core.xmlwriter import STANZA_NAMESPACES
 
 
 def parse_xml(text, default_ns="jabber:client"):
     """One element from XML text; a root without xmlns is in ``default_ns``, as in a stream."""
-    collected = []
-
-    class _Collector:
-        def stream_started(self, attrs, ns):
-            pass
-
-        def element_received(self, element):
-            collected.append(element)
-
-        def stream_ended(self):
-            pass
-
-    parser = StreamParser(_Collector(), max_stanza_size=10 ** 8, max_header_size=10 ** 6)
-    parser.feed((f"<stream:stream xmlns='{default_ns}' xmlns:stream='{NS_STREAMS}'>"
-                 f"{text}</stream:stream>").encode("utf-8"))
-    if len(collected) != 1:
-        raise ValueError(f"a pattern is one element, not {len(collected)}: {text!r}")
-    return collected[0]
+    try:
+        return parse_element(text, default_ns)
+    except ValueError:
+        raise ValueError(f"a pattern is one element: {text!r}") from None
 
 
 def _same_namespace(a, b):

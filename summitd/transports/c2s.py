@@ -71,6 +71,8 @@ class ClientStream(protocol.Protocol):
         self._handshake_timer = None
         self._abort_timer = None
         self._closing = False
+        self.sm = None              # stream management state (XEP-0198), set by that extension
+        self.outbound_hold = None   # client state indication (XEP-0352): element -> held back?
 
     # -- connection events ---------------------------------------------------------
 
@@ -95,12 +97,23 @@ class ClientStream(protocol.Protocol):
     def connectionLost(self, reason=protocol.connectionDone):
         self.state = "closed"
         self._cancel_timers()
-        session = self._end_session()
+        if not self._closing and self._kept_after_interruption():
+            return
+        session = self.end_session()
         self.log.info("c2s connection from {peer} closed{who}", peer=self.peer,
                       who=f" ({session.jid})" if session is not None else "")
 
-    def _end_session(self):
-        """Unroute the bound session, once; returns it (or None)."""
+    def _kept_after_interruption(self):
+        """Ask extensions (stream management) whether a broken session stays routed."""
+        session = self.session
+        if session is None or self.server.hooks.run(events.SESSION_INTERRUPTED, self, session) is None:
+            return False
+        self.log.info("c2s {jid} interrupted; kept for resumption", jid=session.jid.full())
+        return True
+
+    def end_session(self):
+        """Unroute the bound session and tell extensions it ended, once; returns it (or None).
+        Stream management calls this when a hibernating session expires."""
         session, self.session = self.session, None
         if session is not None:
             self.server.router.unbind(session)
@@ -141,6 +154,8 @@ class ClientStream(protocol.Protocol):
     def element_received(self, element):
         if self.state == "bound":
             if element.name in STANZA_NAMES and element.uri == NS_CLIENT:
+                if self.sm is not None:
+                    self.sm.received()
                 self._stanza(element)
                 return
         elif element.uri == NS_SASL and self.state == "connected":
@@ -166,11 +181,21 @@ class ClientStream(protocol.Protocol):
     # -- output ------------------------------------------------------------------------
 
     def send(self, element):
-        """Write one element to the client."""
-        if self.state == "closed":
+        """Send one stanza to the client (client state indication may hold it back)."""
+        hold = self.outbound_hold
+        if hold is not None and hold(element):
             return
-        self._last_out = self.clock.seconds()
-        self.transport.write(serialize(element).encode("utf-8"))
+        self.write_stanza(element)
+
+    def write_stanza(self, element):
+        """Put a stanza on the wire now; stream management counts and queues it (also while
+        the session hibernates without a connection)."""
+        if self.state != "closed":
+            self._last_out = self.clock.seconds()
+            self.transport.write(serialize(element).encode("utf-8"))
+        sm = self.sm
+        if sm is not None:
+            sm.sent(element)
 
     def send_raw(self, text):
         self._last_out = self.clock.seconds()
@@ -222,8 +247,10 @@ class ClientStream(protocol.Protocol):
             self.send_raw("</stream:stream>")
         self.state = "closed"
         # Stanzas for a closed stream would vanish: unroute the session now, not when the
-        # connection is finally gone.
-        self._end_session()
+        # connection is finally gone (unless stream management keeps a timed-out one).
+        timed_out = error is not None and error.condition == "connection-timeout"
+        if not (timed_out and self._kept_after_interruption()):
+            self.end_session()
         self.transport.loseConnection()
         # A client that never reads would keep the connection half-open: cut it.
         self._abort_timer = self.clock.callLater(10, self._abort)
@@ -446,11 +473,7 @@ class ClientStream(protocol.Protocol):
         this too.)"""
         jid = JID.from_prepared(self.username, self.host, resource)
         session = Session(jid, self)
-        self.session = session
-        self.state = "bound"
-        if self._handshake_timer is not None and self._handshake_timer.active():
-            self._handshake_timer.cancel()
-        self._handshake_timer = None
+        self._become_bound(session)
         previous = self.server.router.bind(session)
         if previous is not None:
             self.log.info("c2s {jid} replaces an older session", jid=jid.full())
@@ -460,6 +483,26 @@ class ClientStream(protocol.Protocol):
         self.log.info("c2s {peer} bound {jid}", peer=self.peer, jid=jid.full())
         self.server.hooks.notify(events.SESSION_BOUND, session)
         return session
+
+    def _become_bound(self, session):
+        self.session = session
+        self.state = "bound"
+        if self._handshake_timer is not None and self._handshake_timer.active():
+            self._handshake_timer.cancel()
+        self._handshake_timer = None
+
+    def adopt_session(self, session):
+        """Take over a session whose connection broke (stream management resumption):
+        the router keeps the session object, only its stream changes."""
+        previous = session.stream
+        session.stream = self
+        self._become_bound(session)
+        if previous is not self:
+            previous.session = None
+            previous.sm = None
+            if previous.state != "closed":
+                previous.close(StreamError("conflict", "the session was resumed on another stream"))
+        self.log.info("c2s {peer} resumed {jid}", peer=self.peer, jid=session.jid.full())
 
     # -- stanzas -------------------------------------------------------------------------
 
