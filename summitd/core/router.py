@@ -19,6 +19,9 @@ from summitd.core.iq import IQTable
 from summitd.core.jid import InvalidJID, parse_jid
 
 
+MESSAGE_TYPES = frozenset({"chat", "error", "groupchat", "headline", "normal"})
+
+
 class Router:
     log = Logger()
 
@@ -128,6 +131,8 @@ class Router:
 
     def _deliver_message(self, stanza, to_jid):
         type = stanza.getAttribute("type", "normal")
+        if type not in MESSAGE_TYPES:
+            type = "normal"     # RFC 6121 §5.2.2: an unknown type is treated as normal
         if to_jid.resource is not None:
             session = self.session(to_jid)
             if session is not None:

@@ -36,6 +36,7 @@ from summitd.plugins.sm_spool import Spool
 from summitd.transports.c2s import NONZA
 
 NS_SM = "urn:xmpp:sm:3"
+NS_CARBONS = "urn:xmpp:carbons:2"
 MODULUS = 2 ** 32
 
 DEFAULTS = {"resume_timeout": 300, "max_unacked": 5000}
@@ -90,8 +91,13 @@ class StreamState:
         self.queue.append((self.sent_count, stanza))
         if not self.resending:
             self._ext.spool.add(self, self.sent_count, stanza)
-        if len(self.queue) > self._ext.config["max_unacked"] and self.stream.state != "closed":
-            self.stream.close(StreamError("resource-constraint", "too many unacknowledged stanzas"))
+        if len(self.queue) > self._ext.config["max_unacked"]:
+            if self.stream.state != "closed":
+                self.stream.close(StreamError("resource-constraint", "too many unacknowledged stanzas"))
+            else:
+                # Hibernating: stop queueing in memory; the session ends and its
+                # messages go to offline storage like after an expiry.
+                self.stream.end_session()
             return
         self.request_ack()
 
@@ -104,16 +110,24 @@ class StreamState:
             self.stream.send_raw(f"<r xmlns='{NS_SM}'/>")
 
     def acknowledge(self, h):
-        """The client handled everything up to ``h``: forget those stanzas."""
+        """The client handled everything up to ``h``: forget those stanzas.
+
+        An ``h`` behind the last acknowledged one (less than 2**31 behind, modulo
+        2**32) is stale: it acknowledges nothing new, and the stanzas it seems to
+        leave out are not sent again (the client confirmed them already); nor does
+        the same ``h`` again (an ``<r/>`` in flight stays in flight). Anything else
+        beyond what was sent is HandledCountTooHigh."""
         count = (h - self.acked) % MODULUS
         if count > len(self.queue):
-            raise HandledCountTooHigh(f"h={h} but only {len(self.queue)} stanzas are unacknowledged")
-        done = [self.queue.popleft()[0] for _ in range(count)]
-        self.acked = h
-        self.ack_requested = False
-        if done:
+            if (self.acked - h) % MODULUS >= MODULUS // 2:
+                raise HandledCountTooHigh(f"h={h} but only {len(self.queue)} stanzas are unacknowledged")
+            return
+        if count:
+            done = [self.queue.popleft()[0] for _ in range(count)]
+            self.acked = h
+            self.ack_requested = False
             self._ext.spool.remove(self, done)
-        self.request_ack()
+            self.request_ack()
 
 
 class StreamManagement(Extension):
@@ -224,11 +238,16 @@ class StreamManagement(Extension):
         state.expiry = None
         previous = state.stream
         previous.sm = None
+        # XEP-0352 §5.2: a resumed stream starts active; what client state indication
+        # held back for the broken one is delivered after the re-sent stanzas.
+        held, previous.outbound_hold = previous.outbound_hold, None
         state.stream = stream
         stream.adopt_session(session)
         stream.sm = state
         stream.send_raw(f"<resumed xmlns='{NS_SM}' previd='{state.id}' h='{state.handled}'/>")
         self.resend(state)
+        if held is not None:
+            held.flush(stream)
 
     def resend(self, state):
         """Re-send what the client has not acknowledged, in order, with the same numbers."""
@@ -277,10 +296,12 @@ class StreamManagement(Extension):
         self.context.write_barrier().addCallback(lambda _: self.spool.discard(state))
 
     def redeliver(self, stanzas):
-        """Route unacknowledged stanzas again now that their session is gone."""
+        """Route unacknowledged stanzas again now that their session is gone. Carbon copies
+        are not: the original reached (or will reach) its own destination."""
         for stanza in stanzas:
             if stanza.name == "message":
-                self.context.route(stanza)
+                if not _is_carbon(stanza):
+                    self.context.route(stanza)
             elif stanza.name == "iq" and stanza.getAttribute("type") in ("get", "set"):
                 self.context.route(StanzaError("service-unavailable").reply_to(stanza))
 
@@ -293,6 +314,11 @@ class StreamManagement(Extension):
         for session in self.context.all_sessions():
             if session.stream.sm is not None and session.stream.state != "closed":
                 self.answer_ack_request(session.stream)
+
+
+def _is_carbon(message):
+    return any(child.uri == NS_CARBONS and child.name in ("received", "sent")
+               for child in message.elements())
 
 
 def _h_value(element):
