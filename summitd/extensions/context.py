@@ -96,6 +96,19 @@ class ExtensionContext:
     def all_sessions(self):
         return self._server.router.all_sessions()
 
+    def notify(self, event, *args):
+        """Fire a ``notify`` event: every handler hears it (BLOCKLIST_CHANGED)."""
+        self._server.hooks.notify(event, *args)
+
+    def run(self, event, *args):
+        """Fire a ``run`` event: the first non-None answer of its handlers, or None (for
+        extensions that answer on behalf of others, such as disco asking for a node)."""
+        return self._server.hooks.run(event, *args)
+
+    def collect(self, event, *args):
+        """Fire a ``collect`` event: the concatenated lists of its handlers (disco features)."""
+        return self._server.hooks.collect(event, *args)
+
     def loaded_extensions(self):
         """The running extensions as (name, extension) pairs in load order. The tuple differs
         after any load or unload, so caches of what the server offers (caps) key on it."""

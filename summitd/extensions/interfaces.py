@@ -98,6 +98,15 @@ class IExtensionContext(Interface):
     def all_sessions():
         """Every bound session of the server (a list)."""
 
+    def notify(event, *args):
+        """Tell every handler of a ``notify`` event (e.g. BLOCKLIST_CHANGED) what happened."""
+
+    def run(event, *args):
+        """Fire a ``run`` event; the first non-None answer of its handlers, or None."""
+
+    def collect(event, *args):
+        """Fire a ``collect`` event; the concatenated lists its handlers return."""
+
     def loaded_extensions():
         """The running extensions as (name, extension) pairs in load order; a different tuple
         after any load or unload (a cache key for what the server offers)."""

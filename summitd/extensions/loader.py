@@ -101,12 +101,14 @@ class ExtensionManager:
 
     @defer.inlineCallbacks
     def unload(self, name):
-        extension, context = self.loaded.pop(name)
+        extension, context = self.loaded[name]
         try:
             yield defer.maybeDeferred(extension.stop)
         except Exception:
             log.failure("extension {name} failed to stop", name=name)
         context.close()
+        # Only now: caches keyed on the loaded set (caps) must not drop features early.
+        del self.loaded[name]
 
     @defer.inlineCallbacks
     def unload_all(self):

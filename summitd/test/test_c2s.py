@@ -85,7 +85,9 @@ class C2STestCase(unittest.TestCase):
     sections = {}
 
     def setUp(self):
-        self.server = make_server(extensions=["ping"], **self.sections)
+        # Server-initiated pings off: the timer tests count exactly what an idle client gets.
+        self.server = make_server(extensions=["ping"], extension_options={"ping": {"ping_interval": 0}},
+                                  **self.sections)
         self.clock = self.server.clock
         self.c2s_config = self.server.config.c2s
         for user in ("alice", "bob", "carol"):
