@@ -87,6 +87,8 @@ class Router:
         """Send a stanza on its way; its 'from' must already be trustworthy."""
         to = stanza.getAttribute("to")
         try:
+            if to is None:
+                raise InvalidJID("no 'to' address")
             to_jid = parse_jid(to)
         except InvalidJID:
             self.bounce(stanza, StanzaError("jid-malformed"))
@@ -159,8 +161,10 @@ class Router:
             if session is not None:
                 session.send(stanza)
             return True
-        for session in self.available_sessions(to_jid):
-            session.send(stanza)
+        # RFC 6121 §8.5.2.1.2: presence goes to every available resource, negative priority too.
+        for session in self.sessions(to_jid):
+            if session.available:
+                session.send(stanza)
         return True
 
     def _deliver_iq(self, stanza, to_jid):
