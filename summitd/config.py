@@ -85,7 +85,7 @@ class Config:
 
 # -- validation --------------------------------------------------------------------
 
-class _Checker:
+class Checker:
     """Reads values out of a table, collecting errors instead of stopping at the first."""
 
     def __init__(self):
@@ -140,12 +140,12 @@ def _endpoint(desc):
 
 def parse_config(data, base_dir, path=None):
     """Validate a parsed TOML mapping; relative paths are relative to ``base_dir``."""
-    c = _Checker()
+    c = Checker()
     c.unknown(data, "", {"server", "c2s", "tls", "storage", "auth", "extensions"})
 
     t = c.table(data, "server")
     c.unknown(t, "server", {"domains", "data_dir", "shutdown_grace"})
-    domains = c.strings(t, "server", "domains", ["localhost"], check=_valid_domain,
+    domains = c.strings(t, "server", "domains", ["localhost"], check=valid_domain,
                         message="must be a list of domain names")
     if not domains:
         c.errors.append(("server.domains", "must name at least one domain"))
@@ -227,7 +227,7 @@ def parse_config(data, base_dir, path=None):
                   storage=storage, auth=auth, extensions=extensions)
 
 
-def _valid_domain(domain):
+def valid_domain(domain):
     from summitd.core.jid import InvalidJID, prepare_domain
     try:
         prepare_domain(domain)
