@@ -46,10 +46,13 @@ class HeldStanzas:
             self.flush()    # urgent: everything held goes first, in order
         return False
 
-    def flush(self):
+    def flush(self, stream=None):
+        """Write what is held, in order, to this stream (or to ``stream``, the one that
+        resumed this stream's session)."""
+        target = stream if stream is not None else self.stream
         held, self.held = self.held, {}
         for stanza in held.values():
-            self.stream.write_stanza(stanza)
+            target.write_stanza(stanza)
 
 
 class ClientStateIndication(Extension):

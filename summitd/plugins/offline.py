@@ -164,6 +164,10 @@ class OfflineMessages(Extension):
         delivered = 0
         try:
             while True:
+                if delivered:
+                    # The batch just sent is deleted by the next take(): first let the
+                    # writes it caused (the stream management spool) become durable.
+                    yield self.context.write_barrier()
                 rows = yield self.table.take(jid.host, jid.user, delivered, BATCH_SIZE)
                 session = self._receiver(session)
                 if not rows or session is None:

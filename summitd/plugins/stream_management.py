@@ -44,7 +44,8 @@ DEFAULTS = {"resume_timeout": 300, "max_unacked": 5000}
 
 def parse_config(raw, path):
     """Options: resume_timeout (seconds a broken session waits to be resumed, default 300)
-    and max_unacked (stanzas kept for a client before its stream is closed, default 5000)."""
+    and max_unacked (stanzas kept for a client before its stream is closed, or its hibernating
+    session ended, default 5000)."""
     errors = [(f"{path}.{key}", "unknown option") for key in raw if key not in DEFAULTS]
     config = dict(DEFAULTS)
     for key in DEFAULTS:

@@ -71,6 +71,7 @@ class ClientStream(protocol.Protocol):
         self._handshake_timer = None
         self._abort_timer = None
         self._closing = False
+        self._interrupted = False   # the session outlives this connection (stream management)
         self.sm = None              # stream management state (XEP-0198), set by that extension
         self.outbound_hold = None   # client state indication (XEP-0352): element -> held back?
 
@@ -97,7 +98,7 @@ class ClientStream(protocol.Protocol):
     def connectionLost(self, reason=protocol.connectionDone):
         self.state = "closed"
         self._cancel_timers()
-        if not self._closing and self._kept_after_interruption():
+        if self._interrupted or (not self._closing and self._kept_after_interruption()):
             return
         session = self.end_session()
         self.log.info("c2s connection from {peer} closed{who}", peer=self.peer,
@@ -108,6 +109,7 @@ class ClientStream(protocol.Protocol):
         session = self.session
         if session is None or self.server.hooks.run(events.SESSION_INTERRUPTED, self, session) is None:
             return False
+        self._interrupted = True
         self.log.info("c2s {jid} interrupted; kept for resumption", jid=session.jid.full())
         return True
 
