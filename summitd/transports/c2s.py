@@ -464,19 +464,24 @@ class ClientStream(protocol.Protocol):
         except InvalidJID:
             self.send(StanzaError("bad-request", "invalid resource").reply_to(iq))
             return
-        self.bind_resource(resource)
-        reply = _result(iq)
-        reply.addElement((NS_BIND, "bind")).addElement("jid", content=self.session.jid.full())
-        self.send(reply)
+        def reply(session):
+            result = _result(iq)
+            result.addElement((NS_BIND, "bind")).addElement("jid", content=session.jid.full())
+            self.send(result)
 
-    def bind_resource(self, resource):
+        self.bind_resource(resource, announce=reply)
+
+    def bind_resource(self, resource, announce=None):
         """Make this stream the session for user@host/resource; replaces a session with
         the same full JID, which is closed with a conflict stream error. (Bind 2 uses
-        this too.)"""
+        this too.) ``announce(session)``, when given, tells the client before anything
+        else reaches the new session (what the replaced one leaves behind, for example)."""
         jid = JID.from_prepared(self.username, self.host, resource)
         session = Session(jid, self)
         self._become_bound(session)
         previous = self.server.router.bind(session)
+        if announce is not None:
+            announce(session)
         if previous is not None:
             self.log.info("c2s {jid} replaces an older session", jid=jid.full())
             previous.stream.session = None
