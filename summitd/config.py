@@ -73,6 +73,7 @@ class Config:
     storage: StorageConfig
     auth: AuthConfig
     extensions: ExtensionsConfig
+    dns: object = None          # summitd.dns.config.DNSConfig
 
     def resolve(self, path):
         """A path from the config, relative to the config file's folder (or data_dir's parent)."""
@@ -141,7 +142,7 @@ def _endpoint(desc):
 def parse_config(data, base_dir, path=None):
     """Validate a parsed TOML mapping; relative paths are relative to ``base_dir``."""
     c = Checker()
-    c.unknown(data, "", {"server", "c2s", "tls", "storage", "auth", "extensions"})
+    c.unknown(data, "", {"server", "c2s", "tls", "storage", "auth", "extensions", "dns"})
 
     t = c.table(data, "server")
     c.unknown(t, "server", {"domains", "data_dir", "shutdown_grace"})
@@ -221,10 +222,17 @@ def parse_config(data, base_dir, path=None):
             options[key] = value
     extensions = ExtensionsConfig(enabled=enabled, options=options)
 
+    dns = None
+    try:
+        from summitd.dns.config import parse_dns_config    # imported late: it builds on this module
+        dns = parse_dns_config(data.get("dns", {}), "dns", base_dir)
+    except ConfigError as e:
+        c.errors.extend(e.errors)
+
     if c.errors:
         raise ConfigError(c.errors)
     return Config(path=Path(path) if path else None, server=server, c2s=c2s, tls=tls,
-                  storage=storage, auth=auth, extensions=extensions)
+                  storage=storage, auth=auth, extensions=extensions, dns=dns)
 
 
 def valid_domain(domain):

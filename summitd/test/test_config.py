@@ -29,6 +29,11 @@ class ConfigTests(unittest.TestCase):
         """Every option of every section appears in the commented example."""
         from summitd import config as module
         text = (REPO / "etc" / "summitd.toml").read_text()
+        from summitd.dns.config import DNSConfig
+        dns_options = {"resolvers", "mode", "trust_anchor", "timeout"}   # DNSConfig.servers is resolvers
+        self.assertEqual(set(DNSConfig.__dataclass_fields__) - {"servers"}, dns_options - {"resolvers"})
+        for name in dns_options:
+            self.assertIn(f"\n{name} = ", text, f"dns.{name} is not in the example")
         for cls in (module.ServerConfig, module.C2SConfig, module.TLSConfig,
                     module.StorageConfig, module.AuthConfig):
             for name in cls.__dataclass_fields__:
