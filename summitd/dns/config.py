@@ -85,7 +85,7 @@ def parse_dns_config(raw, path="dns", base_dir="."):
     timeout = float(c.get(raw, path, "timeout", (int, float), 5.0, lambda v: 0 < v <= 60,
                           "must be a number of seconds above 0, at most 60"))
     anchor = None
-    anchor_text = c.get(raw, path, "trust_anchor", str, "", bool, "must be a file path")
+    anchor_text = c.get(raw, path, "trust_anchor", str, "")   # empty: the root zone's keys
     if anchor_text:
         anchor = Path(anchor_text)
         if not anchor.is_absolute():
