@@ -37,6 +37,12 @@ STANZA_TO_REMOTE = Event(
     "stanza-to-remote",
     "(stanza, to_jid): a stanza for a domain this server does not host (s2s takes it).")
 
+LOCAL_SERVICE = Event(
+    "local-service",
+    "(domain): True when this server serves ``domain`` although it is not a hosted domain (an "
+    "external component, XEP-0114): federation then accepts peers' stanzas for it and lets it "
+    "send to peers.")
+
 # -- sessions (notify) -------------------------------------------------------------
 SESSION_BOUND = Event("session-bound", "(session): a client bound a resource.")
 SESSION_CLOSED = Event(
@@ -67,6 +73,10 @@ SERVER_DISCO_FEATURES = Event("server-disco-features", "(host): feature namespac
 SERVER_DISCO_IDENTITIES = Event(
     "server-disco-identities", "(host): (category, type, name) tuples of the server.")
 ACCOUNT_DISCO_FEATURES = Event("account-disco-features", "(jid): feature namespaces of an account.")
+ACCOUNT_DISCO_IDENTITIES = Event(
+    "account-disco-identities",
+    "(jid): (category, type, name) tuples of an account besides account/registered (PEP adds "
+    "pubsub/pep, XEP-0163 §6.1).")
 SERVER_DISCO_ITEMS = Event(
     "server-disco-items", "(host): (jid, node, name) tuples of the services a domain hosts.")
 SERVER_DISCO_FORMS = Event(

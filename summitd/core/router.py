@@ -30,6 +30,7 @@ class Router:
         self.hooks = hooks
         self.iq = IQTable(clock, self.route)
         self._accounts = {}   # (user, host) -> {resource: Session}
+        self.components = {}  # domain served inside the server (pubsub., conference.) -> handler
         hooks.add(events.MESSAGE_TO_ACCOUNT, self._deliver_message, Priority.DELIVER)
         hooks.add(events.PRESENCE_TO_ACCOUNT, self._deliver_presence, Priority.DELIVER)
         hooks.add(events.IQ_TO_FULL_JID, self._deliver_iq, Priority.DELIVER)
@@ -38,6 +39,19 @@ class Router:
 
     def is_local(self, host):
         return host in self.hosts
+
+    def add_component(self, domain, handler):
+        """Serve ``domain`` in-process: ``handler(stanza, to_jid)`` gets every stanza for it.
+        Returns a function that removes it again."""
+        if domain in self.hosts or domain in self.components:
+            raise ValueError(f"{domain} is served already")
+        self.components[domain] = handler
+
+        def remove():
+            if self.components.get(domain) is handler:
+                del self.components[domain]
+
+        return remove
 
     def bind(self, session):
         """Add a session; returns the session it replaces (same full JID) or None."""
@@ -94,7 +108,10 @@ class Router:
             self.bounce(stanza, StanzaError("jid-malformed"))
             return
         if to_jid.host not in self.hosts:
-            if self.hooks.run(events.STANZA_TO_REMOTE, stanza, to_jid) is None:
+            component = self.components.get(to_jid.host)
+            if component is not None:
+                component(stanza, to_jid)
+            elif self.hooks.run(events.STANZA_TO_REMOTE, stanza, to_jid) is None:
                 self.bounce(stanza, StanzaError("remote-server-not-found"))
             return
         self.route_local(stanza, to_jid)

@@ -114,6 +114,27 @@ class ExtensionContext:
         after any load or unload, so caches of what the server offers (caps) key on it."""
         return tuple((name, loaded[0]) for name, loaded in self._server.extensions.loaded.items())
 
+    def host_component(self, domain, handler):
+        """Serve ``domain``, a domain the server does not host (e.g. pubsub.example.org), inside
+        the server: ``handler(stanza, to_jid)`` gets every stanza routed to it or its JIDs
+        (the router's component table), and the domain answers LOCAL_SERVICE (federation
+        accepts peers' stanzas for it)."""
+        self._remember(self._server.router.add_component(domain, handler))
+        self.hook(events.LOCAL_SERVICE, lambda asked: True if asked == domain else None)
+
+    def server_config(self):
+        """The server's whole Config (frozen). Extensions that are transports (s2s) read
+        their own top-level table, [tls] and data_dir from it."""
+        return self._server.config
+
+    def server_secret(self):
+        """The per-server secret (bytes, kept in data_dir): dialback keys (XEP-0185)."""
+        return self._server.secret
+
+    def reactor(self):
+        """The reactor for network I/O (listening, connecting); timers use ``clock``."""
+        return self._server.reactor
+
     def call_later(self, delay, fn, *args):
         call = self.clock.callLater(delay, fn, *args)
         self._calls.append(call)

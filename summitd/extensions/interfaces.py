@@ -111,6 +111,21 @@ class IExtensionContext(Interface):
         """The running extensions as (name, extension) pairs in load order; a different tuple
         after any load or unload (a cache key for what the server offers)."""
 
+    def host_component(domain, handler):
+        """Serve ``domain``, a domain the server does not host, inside the server:
+        ``handler(stanza, to_jid)`` gets every stanza routed to it or its JIDs; the domain
+        answers LOCAL_SERVICE."""
+
+    def server_config():
+        """The server's whole Config (frozen): transports built as extensions (s2s) read their
+        own top-level table, [tls] and data_dir from it."""
+
+    def server_secret():
+        """The per-server secret (bytes, kept in data_dir), e.g. for dialback keys."""
+
+    def reactor():
+        """The reactor for network I/O (listening, connecting); timers use ``clock``."""
+
     def call_later(delay, fn, *args):
         """clock.callLater, cancelled automatically when the extension stops."""
 
