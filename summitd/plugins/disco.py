@@ -157,7 +157,8 @@ class ServiceDiscovery(Extension):
                          collect(events.SERVER_DISCO_FORMS, host))
 
     def account_info(self, jid):
-        return normalise((ACCOUNT_IDENTITY,), self.context.collect(events.ACCOUNT_DISCO_FEATURES, jid), ())
+        identities = (ACCOUNT_IDENTITY, *self.context.collect(events.ACCOUNT_DISCO_IDENTITIES, jid))
+        return normalise(identities, self.context.collect(events.ACCOUNT_DISCO_FEATURES, jid), ())
 
     def _node_answer(self, event, to_jid, node, requester):
         answer = self.context.run(event, to_jid, node, requester)
