@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 CONFIG ?= etc/summitd.toml
-# Debian packages the tests use (none yet: federation tests will add prosody here).
-APT_PACKAGES :=
+# Debian packages the tests use: prosody is the federation peer; node and npm (for the
+# xmpp.js client) are installed from Debian only when the machine has no node of its own.
+APT_PACKAGES := prosody $(if $(shell command -v npm),,nodejs npm)
 
 .PHONY: run test install test-deps apt bench clean
 
@@ -21,12 +22,20 @@ $(VENV)/.test-installed: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat
 	touch $@
 
-test-deps: $(VENV)/.test-installed apt
+summitd/test/xmppjs/node_modules/.installed: summitd/test/xmppjs/package-lock.json | apt
+	npm ci --no-audit --no-fund --prefix summitd/test/xmppjs
+	touch $@
+
+test-deps: $(VENV)/.test-installed apt summitd/test/xmppjs/node_modules/.installed
 
 apt:
-	@if [ -n "$(APT_PACKAGES)" ]; then \
-	  missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  own_policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; own_policy=1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  status=$$?; [ -n "$$own_policy" ] && rm -f /usr/sbin/policy-rc.d; exit $$status; \
 	fi
 
 run: install

@@ -97,6 +97,11 @@ def cmd_prepare(config, args):
     print(f"data in {config.server.data_dir}; certificate {cert}; {users} account(s)")
 
 
+def cmd_app_password(config, args):
+    from summitd import ctl_credentials
+    ctl_credentials.run(_open_server(config), args)
+
+
 COMMANDS = {
     "adduser": cmd_adduser,
     "deluser": cmd_deluser,
@@ -104,6 +109,7 @@ COMMANDS = {
     "list-users": cmd_list_users,
     "check-config": cmd_check_config,
     "prepare": cmd_prepare,
+    "app-password": cmd_app_password,
 }
 
 
@@ -120,6 +126,8 @@ def build_parser():
     p.add_argument("--domain", help="only this domain")
     sub.add_parser("check-config", help="validate the configuration")
     sub.add_parser("prepare", help="create the data dir, certificate and database")
+    from summitd import ctl_credentials
+    ctl_credentials.add_parser(sub)
     p = sub.add_parser("version", help="name, version and release date")
     p.add_argument("--json", action="store_true", help="as JSON")
     return parser

@@ -78,6 +78,11 @@ def parse_config(raw, path):
     return {"strip_private": strip_private}
 
 
+def enable_carbons(session):
+    """Turn carbons on for a session without an IQ (Bind 2 enables them inline, XEP-0386)."""
+    session.data[STATE] = True
+
+
 # -- the rules ------------------------------------------------------------------------------
 
 def message_type(stanza):

@@ -26,11 +26,13 @@ import secrets
 from collections import deque
 
 from twisted.words.xish import domish
+from zope.interface import Interface
 
 from summitd.config import ConfigError
 from summitd.core import events
 from summitd.core.errors import NS_STANZA_ERRORS, StanzaError, StreamError
 from summitd.core.hooks import Priority
+from summitd.core.xmlwriter import serialize
 from summitd.extensions.base import Extension
 from summitd.plugins.sm_spool import Spool
 from summitd.transports.c2s import NONZA
@@ -57,6 +59,20 @@ def parse_config(raw, path):
     if errors:
         raise ConfigError(errors)
     return config
+
+
+class IStreamManagement(Interface):
+    """What SASL2 and Bind 2 use (XEP-0198 §inline): negotiation whose answers go inside
+    <success/> and <bound/> instead of onto the wire."""
+
+    def enable_inline(stream, resumable):
+        """Enable on a stream Bind 2 just bound; returns the <enabled/> element."""
+
+    def resume_inline(stream, previd, h):
+        """Resume like <resume/> (``h`` an int, or None when invalid); returns (element,
+        then): the <resumed/> or <failed/> element for <success/>, and a function to call
+        once <success/> is written (it re-sends what the client has not acknowledged),
+        None when the resumption failed."""
 
 
 class HandledCountTooHigh(Exception):
@@ -144,6 +160,7 @@ class StreamManagement(Extension):
         context.hook(events.SERVER_STARTED, self.recover)
         context.hook(events.SERVER_STOPPING, self.flush_acknowledgements)
         context.hook(events.ACCOUNT_DELETING, self.spool.delete_account)
+        context.provide(IStreamManagement, self)
 
     def start(self):
         return self.spool.setup()
@@ -178,22 +195,14 @@ class StreamManagement(Extension):
         return True
 
     def fail(self, stream, condition, **attributes):
-        extra = "".join(f" {k}='{v}'" for k, v in attributes.items())
-        stream.send_raw(f"<failed xmlns='{NS_SM}'{extra}><{condition} xmlns='{NS_STANZA_ERRORS}'/></failed>")
+        stream.send_raw(serialize(_failed(condition, **attributes)))
 
     def enable(self, stream, element):
         if stream.state != "bound" or stream.sm is not None:
             self.fail(stream, "unexpected-request")
             return
         resumable = element.getAttribute("resume") in ("true", "1")
-        state = StreamState(self, stream, resumable)
-        stream.sm = state
-        if resumable:
-            self.resumable[state.id] = state
-            stream.send_raw(f"<enabled xmlns='{NS_SM}' id='{state.id}' resume='true' "
-                            f"max='{self.config['resume_timeout']}'/>")
-        else:
-            stream.send_raw(f"<enabled xmlns='{NS_SM}'/>")
+        stream.send_raw(serialize(self.enable_inline(stream, resumable)))
 
     def answer_ack_request(self, stream):
         """<a h/> once what the client's stanzas caused is durable."""
@@ -221,34 +230,13 @@ class StreamManagement(Extension):
 
     def resume(self, stream, element):
         """XEP-0198 §5: take over a hibernating (or still connected) session of this user."""
-        state = self.resumable.get(element.getAttribute("previd", ""))
-        h = _h_value(element)
-        session = state.stream.session if state is not None else None
-        if (stream.state != "authenticated" or session is None or h is None
-                or session.jid.user != stream.username or session.jid.host != stream.host):
-            # Unknown, expired, another user's, or a server restart: the client binds anew.
-            self.fail(stream, "item-not-found", h=0)
+        if stream.state != "authenticated":
+            self.fail(stream, "unexpected-request")
             return
-        try:
-            state.acknowledge(h)
-        except HandledCountTooHigh:
-            self.fail(stream, "undefined-condition")
-            return
-        if state.expiry is not None and state.expiry.active():
-            state.expiry.cancel()
-        state.expiry = None
-        previous = state.stream
-        previous.sm = None
-        # XEP-0352 §5.2: a resumed stream starts active; what client state indication
-        # held back for the broken one is delivered after the re-sent stanzas.
-        held, previous.outbound_hold = previous.outbound_hold, None
-        state.stream = stream
-        stream.adopt_session(session)
-        stream.sm = state
-        stream.send_raw(f"<resumed xmlns='{NS_SM}' previd='{state.id}' h='{state.handled}'/>")
-        self.resend(state)
-        if held is not None:
-            held.flush(stream)
+        answer, then = self.resume_inline(stream, element.getAttribute("previd", ""), _h_value(element))
+        stream.send_raw(serialize(answer))
+        if then is not None:
+            then()
 
     def resend(self, state):
         """Re-send what the client has not acknowledged, in order, with the same numbers."""
@@ -262,6 +250,47 @@ class StreamManagement(Extension):
                 state.stream.write_stanza(stanza)
         finally:
             state.resending = False
+
+    # -- inline negotiation (SASL2 and Bind 2, XEP-0198 §inline) -------------------------
+
+    def enable_inline(self, stream, resumable):
+        state = stream.sm = StreamState(self, stream, resumable)
+        enabled = domish.Element((NS_SM, "enabled"))
+        if resumable:
+            self.resumable[state.id] = state
+            enabled["id"], enabled["resume"] = state.id, "true"
+            enabled["max"] = str(self.config["resume_timeout"])
+        return enabled
+
+    def resume_inline(self, stream, previd, h):
+        """The session of ``previd`` moves to ``stream`` unless it is unknown, expired,
+        another user's, or gone with a server restart (then the client binds anew)."""
+        state = self.resumable.get(previd)
+        session = state.stream.session if state is not None else None
+        if (session is None or h is None or session.jid.user != stream.username
+                or session.jid.host != stream.host):
+            return _failed("item-not-found", h="0"), None
+        try:
+            state.acknowledge(h)
+        except HandledCountTooHigh:
+            return _failed("undefined-condition"), None
+        if state.expiry is not None and state.expiry.active():
+            state.expiry.cancel()
+        state.expiry = None
+        previous, state.stream = state.stream, stream
+        previous.sm = None
+        held, previous.outbound_hold = previous.outbound_hold, None   # XEP-0352 §5.2
+        stream.adopt_session(session)
+        stream.sm = state
+        resumed = domish.Element((NS_SM, "resumed"))
+        resumed["previd"], resumed["h"] = state.id, str(state.handled)
+
+        def then():
+            self.resend(state)
+            if held is not None:
+                held.flush(stream)
+
+        return resumed, then
 
     # -- the end of a connection or a session -----------------------------------------------
 
@@ -320,6 +349,14 @@ class StreamManagement(Extension):
 def _is_carbon(message):
     return any(child.uri == NS_CARBONS and child.name in ("received", "sent")
                for child in message.elements())
+
+
+def _failed(condition, **attributes):
+    failed = domish.Element((NS_SM, "failed"))
+    for key, value in attributes.items():
+        failed[key] = value
+    failed.addElement((NS_STANZA_ERRORS, condition))
+    return failed
 
 
 def _h_value(element):

@@ -11,6 +11,7 @@ printed last. Nothing blocks the reactor: processes are spawned with
 
 import json
 import os
+import random
 import signal
 import socket
 import sys
@@ -49,11 +50,22 @@ enabled = {extensions}
 {extra}"""
 
 
+#: Ports for test servers: below the kernel's ephemeral range (32768-60999 by default), so an
+#: outgoing connection cannot take the port between choosing it and the server binding it.
+TEST_PORTS = range(20000, 32000)
+
+
 def free_port():
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port that was free a moment ago, outside the ephemeral range."""
+    for _ in range(200):
+        port = random.choice(TEST_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free test port found")
 
 
 def child_env(**extra):

@@ -317,6 +317,21 @@ class ClientStream(protocol.Protocol):
             return None
         return self.transport.getHandle()
 
+    def finish_authentication(self, username, restart=True):
+        """An extension (SASL2, XEP-0388) authenticated this stream as username@host. With
+        ``restart`` the client opens a new stream (RFC 6120 §6.4.6); without it (SASL2) the
+        extension answers and then calls ``send_features()``."""
+        self._mechanism = None
+        self.username = username
+        self.state = "authenticated"
+        if restart:
+            self._restart_stream()
+
+    def send_features(self):
+        """Offer the features of the stream's present state now (SASL2 does so right after
+        its <success/>, without a stream restart)."""
+        self._send_features()
+
     # -- SASL ----------------------------------------------------------------------------
 
     def _sasl_features(self):
