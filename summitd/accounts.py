@@ -65,7 +65,12 @@ class AccountManager:
             delete_user_rows(txn, jid.host, jid.user)
             self._hooks.notify(events.ACCOUNT_DELETING, jid, txn)
 
-        return self.store.delete(jid.host, jid.user, also=everything_else)
+        def deleted(existed):
+            if existed:
+                self._hooks.notify(events.ACCOUNT_DELETED, jid)
+            return existed
+
+        return self.store.delete(jid.host, jid.user, also=everything_else).addCallback(deleted)
 
     def exists(self, jid):
         """Whether the account of ``jid`` (a JID) exists; a Deferred."""

@@ -113,6 +113,11 @@ COMMANDS = {
 }
 
 
+def _registration_commands():
+    from summitd import ctl_registration
+    return ctl_registration.COMMANDS, ctl_registration.RegistrationCommandError
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="summitctl", description="Manage a summitd server.")
     parser.add_argument("--config", default="etc/summitd.toml", help="the TOML config file")
@@ -126,8 +131,9 @@ def build_parser():
     p.add_argument("--domain", help="only this domain")
     sub.add_parser("check-config", help="validate the configuration")
     sub.add_parser("prepare", help="create the data dir, certificate and database")
-    from summitd import ctl_credentials
+    from summitd import ctl_credentials, ctl_registration
     ctl_credentials.add_parser(sub)
+    ctl_registration.add_parsers(sub)
     p = sub.add_parser("version", help="name, version and release date")
     p.add_argument("--json", action="store_true", help="as JSON")
     return parser
@@ -139,15 +145,16 @@ def main(argv=None):
         info = {"name": NAME, "version": VERSION, "release": RELEASE_DATE}
         print(json.dumps(info) if args.json else f"{NAME} {VERSION} ({RELEASE_DATE})")
         return 0
+    registration_commands, RegistrationCommandError = _registration_commands()
     try:
         config = load_config(args.config)
-        COMMANDS[args.command](config, args)
+        {**COMMANDS, **registration_commands}[args.command](config, args)
     except ConfigError as e:
         print(f"summitctl: {args.config} is invalid:", file=sys.stderr)
         for path, message in e.errors:
             print(f"  {path}: {message}", file=sys.stderr)
         return 1
-    except (CommandError, AccountError) as e:
+    except (CommandError, AccountError, RegistrationCommandError) as e:
         print(f"summitctl: {e}", file=sys.stderr)
         return 1
     return 0

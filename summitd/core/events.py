@@ -53,9 +53,14 @@ SESSION_INTERRUPTED = Event(
     "server timed it out). Return non-None to keep the session routed (stream management "
     "hibernates it until it is resumed or expires); otherwise the session ends.")
 ACCOUNT_CREATED = Event("account-created", "(jid): a local account was created.")
+ACCOUNT_DELETED = Event(
+    "account-deleted",
+    "(jid): an account was deleted (after the commit, on the reactor thread): drop in-memory state "
+    "here, not in ACCOUNT_DELETING, whose handlers run on the database thread.")
 ACCOUNT_DELETING = Event(
     "account-deleting",
-    "(jid, txn): an account is being deleted; delete your rows for it in this transaction.")
+    "(jid, txn): an account is being deleted; delete your rows for it in this transaction. Runs "
+    "on the database thread: touch nothing but txn here (memory: ACCOUNT_DELETED).")
 
 # -- the server (notify) -------------------------------------------------------------
 SERVER_STARTED = Event(

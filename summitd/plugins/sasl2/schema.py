@@ -73,3 +73,5 @@ def delete_account(txn, host, username):
     """ACCOUNT_DELETING: every row of the account, in the deleting transaction."""
     for table in TABLES:
         txn.execute(f"DELETE FROM {table} WHERE host = ? AND username = ?", (host, username))
+    # Others' unread counts for conversations with the deleted account: that peer is gone.
+    txn.execute("DELETE FROM sasl2_unread WHERE peer = ?", (f"{username}@{host}",))

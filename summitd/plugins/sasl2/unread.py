@@ -47,6 +47,8 @@ def _bare(text):
 
 def _record(txn, host, user, peer, received_ms, message_id, stanza_id, limit):
     key = (host, user, peer)
+    if txn.execute("SELECT 1 FROM accounts WHERE host = ? AND username = ?", (host, user)).fetchone() is None:
+        return      # batched writes run late: the account may be gone (or never existed)
     if stanza_id is not None and txn.execute(
             "SELECT 1 FROM sasl2_unread WHERE host = ? AND username = ? AND peer = ? AND stanza_id = ?",
             (*key, stanza_id)).fetchone() is not None:
