@@ -74,6 +74,7 @@ class Config:
     auth: AuthConfig
     extensions: ExtensionsConfig
     dns: object = None          # summitd.dns.config.DNSConfig
+    s2s: object = None          # summitd.transports.s2s.config.S2SConfig
 
     def resolve(self, path):
         """A path from the config, relative to the config file's folder (or data_dir's parent)."""
@@ -142,7 +143,7 @@ def _endpoint(desc):
 def parse_config(data, base_dir, path=None):
     """Validate a parsed TOML mapping; relative paths are relative to ``base_dir``."""
     c = Checker()
-    c.unknown(data, "", {"server", "c2s", "tls", "storage", "auth", "extensions", "dns"})
+    c.unknown(data, "", {"server", "c2s", "tls", "storage", "auth", "extensions", "dns", "s2s"})
 
     t = c.table(data, "server")
     c.unknown(t, "server", {"domains", "data_dir", "shutdown_grace"})
@@ -222,17 +223,23 @@ def parse_config(data, base_dir, path=None):
             options[key] = value
     extensions = ExtensionsConfig(enabled=enabled, options=options)
 
-    dns = None
+    # Imported late: these sections' parsers build on this module.
+    from summitd.dns.config import parse_dns_config
+    from summitd.transports.s2s.config import parse_s2s_config
+    dns = s2s = None
     try:
-        from summitd.dns.config import parse_dns_config    # imported late: it builds on this module
         dns = parse_dns_config(data.get("dns", {}), "dns", base_dir)
+    except ConfigError as e:
+        c.errors.extend(e.errors)
+    try:
+        s2s = parse_s2s_config(data.get("s2s", {}), "s2s", base_dir)
     except ConfigError as e:
         c.errors.extend(e.errors)
 
     if c.errors:
         raise ConfigError(c.errors)
     return Config(path=Path(path) if path else None, server=server, c2s=c2s, tls=tls,
-                  storage=storage, auth=auth, extensions=extensions, dns=dns)
+                  storage=storage, auth=auth, extensions=extensions, dns=dns, s2s=s2s)
 
 
 def valid_domain(domain):

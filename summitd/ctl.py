@@ -97,6 +97,20 @@ def cmd_prepare(config, args):
     print(f"data in {config.server.data_dir}; certificate {cert}; {users} account(s)")
 
 
+def cmd_check(config, args):
+    """check dns DOMAIN: what federation would resolve, what was secure, what policy says.
+    Runs a reactor (DNS is network I/O) and exits when the report is printed."""
+    from twisted.internet import task
+
+    from summitd.dns.check import check_dns_lines
+
+    def report(reactor):
+        return check_dns_lines(config, args.domain, reactor).addCallback(
+            lambda lines: print("\n".join(lines)))
+
+    task.react(report)
+
+
 def cmd_app_password(config, args):
     from summitd import ctl_credentials
     ctl_credentials.run(_open_server(config), args)
@@ -110,6 +124,7 @@ COMMANDS = {
     "check-config": cmd_check_config,
     "prepare": cmd_prepare,
     "app-password": cmd_app_password,
+    "check": cmd_check,
 }
 
 
@@ -131,6 +146,9 @@ def build_parser():
     p.add_argument("--domain", help="only this domain")
     sub.add_parser("check-config", help="validate the configuration")
     sub.add_parser("prepare", help="create the data dir, certificate and database")
+    p = sub.add_parser("check", help="diagnostics: check dns DOMAIN (SRV, DNSSEC, DANE, policy)")
+    p.add_argument("what", choices=["dns"])
+    p.add_argument("domain")
     from summitd import ctl_credentials, ctl_registration
     ctl_credentials.add_parser(sub)
     ctl_registration.add_parsers(sub)

@@ -92,5 +92,18 @@ def server_context_factory(cert_path, key_path, alpn=None):
         acceptableProtocols=alpn,
     )
     # getContext() builds and caches the context: harden that one instance.
-    options.getContext().set_options(SSL.OP_NO_RENEGOTIATION)
+    context = options.getContext()
+    context.set_options(SSL.OP_NO_RENEGOTIATION)
+    # Twisted's ALPN callback answers b"" when nothing overlaps, and OpenSSL then aborts the
+    # handshake; a peer offering a protocol we don't speak must get TLS without ALPN instead.
+    context.set_alpn_select_callback(_alpn_selector(alpn or []))
     return options
+
+
+def _alpn_selector(ours):
+    def select(connection, offered):
+        for protocol in ours:
+            if protocol in offered:
+                return protocol
+        return SSL.NO_OVERLAPPING_PROTOCOLS
+    return select

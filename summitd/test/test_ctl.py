@@ -76,3 +76,13 @@ class SummitctlTests(unittest.TestCase):
     def test_console_script_installed(self):
         """summitctl is installed as a console script next to the interpreter."""
         self.assertTrue((Path(sys.executable).parent / "summitctl").exists())
+
+    def test_check_dns(self):
+        """check dns prints what it resolved and the policy's verdict (here: a loopback resolver
+        that never answers, so the lookup fails and federation would refuse)."""
+        with open(self.config, "a", encoding="utf-8") as f:
+            f.write('[dns]\nresolvers = ["127.0.0.1:9"]\ntimeout = 1\n')
+        out = self.ctl("check", "dns", "example.test")
+        self.assertIn("DNS for example.test: mode validate, resolvers 127.0.0.1:9", out)
+        self.assertIn("SRV lookup failed", out)
+        self.assertIn("policy: refuse", out)
