@@ -1,0 +1,160 @@
+"""Writing archive entries behind the message path, with group commit.
+
+Routing a message must not wait for the database, and one transaction per message
+would make the single database thread the bottleneck: a transaction's fixed cost
+(thread hand-offs, WAL commit, fsync) is larger than a row's. So entries are queued
+and written together: an idle writer waits ``delay`` seconds (20 ms by default) for
+company before it writes, and while a batch is being written newcomers wait and go
+in the next one (at most ``max_batch`` per transaction), so batches grow with the
+load. Nobody waits for the delay in practice: delivery does not, and a query
+flushes the queue first.
+
+The queue is bounded (``max_queued``): archiving an entry costs the database thread
+several times what routing the message costs the reactor, and a server routing
+faster than its disk can archive for a long time must not grow without limit. Past
+the bound, messages are delivered but not archived, and a warning says how many
+(at most one per minute).
+
+A failed batch is retried with growing delays, then given up and logged; while
+entries wait for a retry, query results may still change (``stable`` is False,
+XEP-0313 §4.3.2). Each entry's batch is registered with ``track_write`` so stream
+management acknowledges a client's message only once it is archived. A query calls
+``flush()`` first, so it sees every message archived before it arrived: the
+database thread runs transactions in the order they were submitted.
+"""
+
+from twisted.internet import defer
+
+RETRY_DELAYS = (1.0, 5.0, 30.0)
+DROP_WARNING_INTERVAL = 60.0
+
+
+class ArchiveWriter:
+    def __init__(self, store, context, delay=0.02, max_batch=2000, max_queued=50_000):
+        self._store = store
+        self._context = context
+        self._delay = delay
+        self._timer = None
+        self._max_batch = max_batch
+        self._max_queued = max_queued
+        self._deleted = set()        # accounts deleted while their entries were queued
+        self._dropped = 0
+        self._warned_at = None
+        self._queue = []
+        self._queued_done = None     # fires when the batch holding the queue is settled
+        self._submitted = 0          # batches the store is writing now
+        self._waiting = 0            # batches waiting for a retry
+        self._idle_waiters = []
+
+    @property
+    def stable(self):
+        """False while entries wait for a retry after a failed write."""
+        return self._waiting == 0
+
+    def add(self, entry):
+        """Queue an entry; returns a Deferred that fires (with None, never failing) once its
+        batch is written or given up (or at once when the queue is full)."""
+        if len(self._queue) >= self._max_queued:
+            self._drop()
+            return defer.succeed(None)
+        self._queue.append(entry)
+        if self._queued_done is None:
+            self._queued_done = self._context.track_write(defer.Deferred())
+        done = self._queued_done
+        if self._submitted == 0 and self._timer is None:
+            if self._delay:
+                self._timer = self._context.call_later(self._delay, self._timer_fired)
+            else:
+                self._submit()
+        return done
+
+    def _timer_fired(self):
+        self._timer = None
+        if self._submitted == 0 and self._queue:
+            self._submit()
+
+    def forget(self, host, user):
+        """The account is being deleted (called on the database thread): entries still
+        queued for it are not written. ``remember`` undoes it when the name is reused."""
+        self._deleted.add((host, user))
+
+    def remember(self, host, user):
+        self._deleted.discard((host, user))
+
+    def _drop(self):
+        self._dropped += 1
+        now = self._context.clock.seconds()
+        if self._warned_at is None or now - self._warned_at >= DROP_WARNING_INTERVAL:
+            self._context.log.warn(
+                "the archive is falling behind: {count} messages delivered but not archived "
+                "({queued} waiting for the database)", count=self._dropped, queued=len(self._queue))
+            self._warned_at, self._dropped = now, 0
+
+    def _submit(self):
+        """Write the oldest max_batch queued entries."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._queue = self._queue[:self._max_batch], self._queue[self._max_batch:]
+        if self._deleted:
+            batch = [e for e in batch if (e.host, e.user) not in self._deleted]
+        if self._queue:
+            # Callers wait on the queue's Deferred, which the rest (written after this
+            # batch, on the same ordered database thread) keeps.
+            done = defer.Deferred()
+        else:
+            done, self._queued_done = self._queued_done, None
+        self._write(batch, done, 0)
+
+    def flush(self):
+        """Submit everything queued now, even while another batch is being written."""
+        while self._queue:
+            self._submit()
+
+    def _write(self, batch, done, attempt):
+        self._submitted += 1
+        d = self._store.append(batch)
+        d.addCallbacks(self._written, self._failed, callbackArgs=(done,),
+                       errbackArgs=(batch, done, attempt))
+
+    def _retry(self, batch, done, attempt):
+        self._waiting -= 1
+        self._write(batch, done, attempt)
+
+    def _written(self, _, done):
+        self._finished()
+        done.callback(None)
+
+    def _failed(self, failure, batch, done, attempt):
+        self._finished()
+        if attempt < len(RETRY_DELAYS):
+            self._context.log.failure(
+                "archiving {count} messages failed; retrying in {delay} s", failure,
+                count=len(batch), delay=RETRY_DELAYS[attempt])
+            self._waiting += 1
+            self._context.call_later(RETRY_DELAYS[attempt], self._retry, batch, done, attempt + 1)
+            return
+        self._context.log.failure("archiving {count} messages failed for good; they are not "
+                                  "archived", failure, count=len(batch))
+        done.callback(None)
+
+    def _finished(self):
+        self._submitted -= 1
+        if self._submitted:
+            return
+        if self._queue:
+            self._submit()
+            return
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def drain(self):
+        """Flush, and fire when the store is writing nothing (extension stop; batches waiting
+        for a retry are abandoned with the extension's timers)."""
+        self.flush()
+        if self._submitted == 0:
+            return defer.succeed(None)
+        waiter = defer.Deferred()
+        self._idle_waiters.append(waiter)
+        return waiter
