@@ -81,6 +81,9 @@ database = "sqlite:///var/summitd.sqlite"
 
 [extensions]
 enabled = $extensions
+
+[extensions.mam]
+${MAM_OPTIONS:-}
 CONF
     "$PY" bench/loadgen.py mkusers --config "$WORK/summitd.toml" --users "$N" \
         --user-template 'user{i}' --password-template 'pw{i}' --salt-cache "$WORK/salts.json" >/dev/null

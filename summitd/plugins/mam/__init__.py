@@ -1,8 +1,9 @@
 """Message Archive Management (XEP-0313, urn:xmpp:mam:2 with #extended), with stable stanza
 ids (XEP-0359), archiving preferences (XEP-0441), full-text search (XEP-0431) and retention.
 
-The package, one concept per module: ``store`` (the IArchiveStore interface and the
-paging algorithm), ``memory`` and ``sql`` (its backends), ``fulltext`` (what a search
+The package, one concept per module: ``store`` (the IArchiveStore interface, the
+paging algorithm, and IMessageArchive for other extensions), ``memory`` and ``sql``
+(its backends), ``fulltext`` (what a search
 means), ``stanza_id`` (ids, stamping, forged ones), ``archiving`` (which messages go
 into which archive), ``writer`` (batched writes), ``prefs``, ``query`` (the query
 protocol), ``handlers`` (the IQs) and ``retention``.
@@ -32,9 +33,8 @@ from summitd.config import ConfigError
 from summitd.core import events
 from summitd.extensions.base import Extension
 from summitd.plugins.mam.archiving import Archiver
-from summitd.plugins.mam.handlers import ArchiveService
+from summitd.plugins.mam.handlers import ArchiveService, metadata_element
 from summitd.plugins.mam.prefs import MODES, Preferences
-from summitd.plugins.mam.query import build_metadata
 from summitd.plugins.mam.retention import Retention
 from summitd.plugins.mam.stanza_id import ArchiveClock, IdMaker
 from summitd.plugins.mam.store import IMessageArchive
@@ -146,8 +146,8 @@ class MamExtension(Extension):
         context.provide(IArchiveMetadata, self)
 
     def metadata_element(self, host, user):
-        self.writer.flush()     # what was archived before this moment is in the answer
-        return self.store.metadata(host, user).addCallback(lambda ends: build_metadata(*ends))
+        """IArchiveMetadata: what was archived before this moment is in the answer."""
+        return metadata_element(self.store, self.writer, host, user)
 
     @defer.inlineCallbacks
     def start(self):

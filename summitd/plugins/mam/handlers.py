@@ -71,10 +71,7 @@ class ArchiveService:
 
     def metadata(self, iq, to_jid):
         owner = self._owner(iq, to_jid)
-        self._writer.flush()
-        d = self._store.metadata(owner.host, owner.user)
-        d.addCallback(lambda ends: build_metadata(*ends))
-        return d
+        return metadata_element(self._store, self._writer, owner.host, owner.user)
 
     def get_prefs(self, iq, to_jid):
         owner = self._owner(iq, to_jid)
@@ -86,6 +83,12 @@ class ArchiveService:
         d = self._preferences.set(owner.host, owner.user, prefs)
         d.addCallback(lambda _: prefs_protocol.build_prefs(prefs))
         return d
+
+
+def metadata_element(store, writer, host, user):
+    """A Deferred <metadata/> (XEP-0313 §5) of an archive, with everything archived so far."""
+    writer.flush()
+    return store.metadata(host, user).addCallback(lambda ends: build_metadata(*ends))
 
 
 def _payload(iq):
