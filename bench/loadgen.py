@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""summitd load generator: many XMPP logins over raw asyncio sockets (no XMPP library).
+"""summitd load generator: many XMPP logins, or chat between them, over raw asyncio sockets
+(no XMPP library).
 
     python bench/loadgen.py logins --host 127.0.0.1 --port 5222 --domain localhost \\
         --users 1000 --concurrency 100 --password-template 'pw{i}' --user-template 'user{i}' \\
         [--salt-cache FILE] [--json FILE] [--timeout 120]
+
+    python bench/loadgen.py messages --host 127.0.0.1 --port 5222 --users 200 --window 10 \\
+        --duration 10 [--rate R] [--warmup 2] [--server-pid PID] [--salt-cache FILE] [--json FILE]
 
     python bench/loadgen.py mkusers --config summitd.toml --users 1000 --salt-cache FILE ...
 
@@ -23,6 +27,16 @@ salted password (SCRAM's Hi(), 4096+ HMAC rounds) is looked up in
 the salt it picked), or filled and saved by a first ``logins`` run (computed once
 per user, keyed by the server's salt and iteration count, so a stale entry is
 simply recomputed).
+
+``messages`` logs the N users in the same way, sends initial presence (pinging each
+session after it, so the server has processed it), then every user sends chat
+messages to the next user's bare JID (a ring), keeping ``--window`` messages in
+flight: each one that arrives at its recipient (found by its id) makes its sender
+send the next (closed loop: the server's capacity). With ``--rate R`` it sends R
+messages/s in all instead, whatever arrives (open loop: latency at a given load). After ``--warmup`` seconds it counts for ``--duration`` seconds:
+messages routed per second, latency from send to arrival (p50/p90/p99/max), its
+own CPU per message and, with ``--server-pid``, the server's (from /proc).
+Bounced messages are counted as errors.
 
 ``mkusers`` creates the accounts straight in the server's database through
 summitd's own account store (the way ``summitctl adduser`` does, without one
@@ -150,6 +164,7 @@ class Conn:
         self.reader = reader
         self.writer = writer
         self.buf = bytearray()
+        self.index = None           # the user number i, once logged in
 
     async def expect(self, *names):
         """Read until one of the top-level elements ``names`` (bytes, e.g. b"challenge")
@@ -260,7 +275,10 @@ async def login(args, cache, i, phases):
     password = args.password_template.format(i=i)
     t0 = time.perf_counter()
     try:
-        reader, writer = await asyncio.open_connection(args.host, args.port, limit=READ_SIZE * 4)
+        sources = getattr(args, "source_addresses", None)
+        local = (sources[i % len(sources)], 0) if sources else None
+        reader, writer = await asyncio.open_connection(args.host, args.port, limit=READ_SIZE * 4,
+                                                       local_addr=local)
     except OSError as e:
         raise LoginError("connect", f"{type(e).__name__}: {e}") from None
     conn = Conn(reader, writer)
@@ -348,21 +366,19 @@ def summary(values):
             "p90_ms": ms(percentile(v, 90)), "p99_ms": ms(percentile(v, 99)), "max_ms": ms(v[-1])}
 
 
-async def run_logins(args):
-    cache = SaltCache(args.salt_cache)
-    cached_at_start = len(cache.entries)
-    phases = {k: [] for k in ("connect", "features", "sasl", "bind", "total")}
-    errors = {}
+async def login_many(args, cache, phases, errors, deadline):
+    """Log users args.first .. args.first+args.users-1 in, args.concurrency at a time;
+    returns (open connections in login order of completion, whether the deadline hit)."""
     conns = []
     next_index = iter(range(args.first, args.first + args.users))
-    deadline = time.monotonic() + args.timeout
-    cpu0 = time.process_time()
 
     async def worker():
         for i in next_index:
             try:
                 async with asyncio.timeout(args.login_timeout):
-                    conns.append(await login(args, cache, i, phases))
+                    conn = await login(args, cache, i, phases)
+                    conn.index = i
+                    conns.append(conn)
             except LoginError as e:
                 errors[e.kind] = errors.get(e.kind, 0) + 1
                 if args.verbose:
@@ -373,20 +389,35 @@ async def run_logins(args):
                 kind = f"socket:{type(e).__name__}"
                 errors[kind] = errors.get(kind, 0) + 1
 
-    started = time.perf_counter()
     workers = [asyncio.ensure_future(worker()) for _ in range(min(args.concurrency, args.users))]
     done, pending = await asyncio.wait(workers, timeout=max(deadline - time.monotonic(), 0.1))
-    timed_out = bool(pending)
     for w in pending:
         w.cancel()
     if pending:
         await asyncio.wait(pending, timeout=5)
-    elapsed = time.perf_counter() - started
-    cpu_logins = time.process_time() - cpu0
     ok = len(phases["total"])
     not_done = args.users - ok - sum(errors.values())
     if not_done > 0:
         errors["not-finished (total timeout)"] = not_done
+    return conns, bool(pending)
+
+
+def new_phases():
+    return {k: [] for k in ("connect", "features", "sasl", "bind", "total")}
+
+
+async def run_logins(args):
+    cache = SaltCache(args.salt_cache)
+    cached_at_start = len(cache.entries)
+    phases = new_phases()
+    errors = {}
+    deadline = time.monotonic() + args.timeout
+    cpu0 = time.process_time()
+    started = time.perf_counter()
+    conns, timed_out = await login_many(args, cache, phases, errors, deadline)
+    elapsed = time.perf_counter() - started
+    cpu_logins = time.process_time() - cpu0
+    ok = len(phases["total"])
 
     # Every session is still up: prove it with one ping each, all at once.
     concurrent = len(conns)
@@ -394,6 +425,10 @@ async def run_logins(args):
     if args.verify and conns and time.monotonic() < deadline:
         alive = await verify_sessions(args, conns, deadline)
     if args.hold > 0:
+        # A line for whoever measures the server meanwhile (bench/compare.py reads it).
+        print(f"holding {concurrent} sessions ({alive} answered a ping); "
+              f"{ok / elapsed if elapsed > 0 else 0:.1f} logins/s; {sum(errors.values())} errors",
+              flush=True)
         await asyncio.sleep(min(args.hold, max(deadline - time.monotonic(), 0)))
     for c in conns:
         c.close()
@@ -437,6 +472,166 @@ def print_report(r):
           (" " + json.dumps(r["errors"], sort_keys=True) if r["errors"] else ""))
     print(f"client CPU: {r['client_cpu_s']} s ({r['client_cpu_per_login_ms']} ms/login); "
           f"PBKDF2 computed {r['salted_passwords_computed']} times")
+
+
+# -- messages: pipelined chat between logged-in users -----------------------------------
+
+FILLER = "the quick brown fox jumps over the lazy dog while the archive keeps everything"
+
+
+def server_cpu_seconds(pid):
+    """utime + stime of a local process (None without a pid or /proc)."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Chat:
+    """The message traffic of one run: who sent what when, what arrived, in which window."""
+
+    def __init__(self, args, conns):
+        self.args = args
+        self.by_index = {c.index: c for c in conns}
+        ring = sorted(self.by_index)
+        # user i writes to the next logged-in user (a ring), so every user sends and receives
+        self.partner = {i: ring[(n + 1) % len(ring)] for n, i in enumerate(ring)}
+        self.sent_at = {}               # (sender, seq) -> perf_counter at send
+        self.seq = dict.fromkeys(ring, 0)
+        self.running = True
+        self.measuring = False
+        self.latencies = []
+        self.received = 0               # in the measurement window
+        self.errors = {}
+
+    def send(self, i):
+        self.seq[i] += 1
+        seq = self.seq[i]
+        self.sent_at[(i, seq)] = time.perf_counter()
+        to = self.args.user_template.format(i=self.partner[i])
+        self.by_index[i].send(f"<message to='{to}@{self.args.domain}' type='chat' id='{i}-{seq}'>"
+                              f"<body>message {seq} from {i}: {FILLER}</body></message>")
+
+    def arrived(self, element):
+        now = time.perf_counter()
+        ident = _attr(element, b"id") or ""
+        sender, _, seq = ident.partition("-")
+        try:
+            key = (int(sender), int(seq))
+        except ValueError:
+            return
+        sent = self.sent_at.pop(key, None)
+        if sent is None:
+            return
+        if _attr(element, b"type") == "error":
+            kind = "bounced:" + _condition(element[element.find(b"<error"):])
+            self.errors[kind] = self.errors.get(kind, 0) + 1
+        elif self.measuring:
+            self.received += 1
+            self.latencies.append(now - sent)
+        if self.running and not self.args.rate:
+            self.send(key[0])
+
+    async def pace(self):
+        """Open loop (--rate): send rate messages/s round the ring, whatever arrives."""
+        users = list(self.by_index)
+        started, sent = time.perf_counter(), 0
+        while self.running:
+            due = int((time.perf_counter() - started) * self.args.rate)
+            while sent < due:
+                self.send(users[sent % len(users)])
+                sent += 1
+            await asyncio.sleep(0.005)
+
+    async def read(self, conn):
+        """Every complete <message/> on this connection goes to arrived()."""
+        buf = conn.buf
+        while True:
+            end = buf.find(b"</message>")
+            if end >= 0:
+                start = buf.find(b"<message")
+                element = bytes(buf[start:end + 10])
+                del buf[:end + 10]
+                self.arrived(element)
+                continue
+            data = await conn.reader.read(READ_SIZE)
+            if not data:
+                return
+            buf += data
+
+
+async def run_messages(args):
+    cache = SaltCache(args.salt_cache)
+    errors = {}
+    deadline = time.monotonic() + args.timeout
+    conns, _ = await login_many(args, cache, new_phases(), errors, deadline)
+    cache.save()
+    result = {"users": args.users, "logged_in": len(conns), "window": args.window,
+              "rate": args.rate, "duration_s": args.duration, "errors": errors}
+    if len(conns) < 2 or errors:
+        return result
+    # Initial presence makes the bare JIDs deliverable; the pings prove it was processed.
+    for conn in conns:
+        conn.send("<presence/>")
+    await verify_sessions(args, conns, deadline)
+    chat = Chat(args, conns)
+    readers = [asyncio.ensure_future(chat.read(c)) for c in conns]
+    if args.rate:
+        readers.append(asyncio.ensure_future(chat.pace()))
+    else:
+        for i in chat.by_index:
+            for _ in range(args.window):
+                chat.send(i)
+    await asyncio.sleep(args.warmup)
+    cpu0, server0, t0 = time.process_time(), server_cpu_seconds(args.server_pid), time.perf_counter()
+    chat.measuring = True
+    await asyncio.sleep(args.duration)
+    chat.measuring = False
+    elapsed = time.perf_counter() - t0
+    cpu, server1 = time.process_time() - cpu0, server_cpu_seconds(args.server_pid)
+    chat.running = False
+    drain_until = time.monotonic() + 5
+    while chat.sent_at and time.monotonic() < drain_until:
+        await asyncio.sleep(0.05)
+    for task in readers:
+        task.cancel()
+    for conn in conns:
+        conn.close()
+    await asyncio.sleep(0.2)
+    errors.update(chat.errors)
+    if chat.sent_at:
+        errors["unanswered"] = len(chat.sent_at)
+    received = chat.received
+    result.update({
+        "messages": received,
+        "elapsed_s": round(elapsed, 3),
+        "messages_per_s": round(received / elapsed, 1),
+        "latency": summary(chat.latencies),
+        "client_cpu_per_message_us": round(cpu / received * 1e6, 1) if received else None,
+    })
+    if server0 is not None and server1 is not None and received:
+        result["server_cpu_s"] = round(server1 - server0, 2)
+        result["server_cpu_per_message_us"] = round((server1 - server0) / received * 1e6, 1)
+    return result
+
+
+def print_messages_report(r):
+    load = f"{r['rate']} messages/s offered" if r["rate"] else f"{r['window']} in flight each"
+    print(f"messages: {r.get('messages', 0)} routed in {r.get('elapsed_s')} s by {r['logged_in']} "
+          f"users ({load}): {r.get('messages_per_s')} messages/s")
+    lat = r.get("latency", {})
+    if lat.get("count"):
+        print(f"latency: p50 {lat['p50_ms']} ms, p90 {lat['p90_ms']} ms, p99 {lat['p99_ms']} ms, "
+              f"max {lat['max_ms']} ms")
+    if "server_cpu_per_message_us" in r:
+        print(f"server CPU: {r['server_cpu_s']} s, {r['server_cpu_per_message_us']} us/message")
+    print(f"client CPU: {r.get('client_cpu_per_message_us')} us/message; errors: "
+          f"{sum(r['errors'].values())}" + (" " + json.dumps(r["errors"], sort_keys=True)
+                                             if r["errors"] else ""))
 
 
 # -- mkusers: accounts straight into the server's database ------------------------------
@@ -517,8 +712,27 @@ def build_parser():
     q.add_argument("--login-timeout", type=float, default=30.0, help="bound on one login, seconds")
     q.add_argument("--hold", type=float, default=0.0,
                    help="keep all sessions open this many seconds after the last login")
+    q.add_argument("--source-addresses", type=lambda v: [a for a in v.split(",") if a],
+                   help="comma-separated local addresses to connect from, in turn (e.g. "
+                        "127.0.0.2,127.0.0.3: more than one source port range for many sessions)")
     q.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip the ping down every session after the logins")
+    q.add_argument("--json", help="write the results to this file")
+    q.add_argument("--verbose", action="store_true", help="print each failed login")
+
+    q = sub.add_parser("messages", help="N logged-in users chat, pipelined, for a fixed time")
+    common(q)
+    q.add_argument("--host", default="127.0.0.1")
+    q.add_argument("--port", type=int, default=5222)
+    q.add_argument("--concurrency", type=int, default=100, help="logins in flight while logging in")
+    q.add_argument("--window", type=int, default=10, help="messages in flight per sender")
+    q.add_argument("--rate", type=float, default=0.0,
+                   help="open loop: send this many messages/s in all (0: closed loop, --window)")
+    q.add_argument("--duration", type=float, default=10.0, help="measured seconds")
+    q.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before")
+    q.add_argument("--timeout", type=float, default=120.0, help="bound on the logins, seconds")
+    q.add_argument("--login-timeout", type=float, default=30.0, help="bound on one login, seconds")
+    q.add_argument("--server-pid", type=int, help="measure this process's CPU time (Linux /proc)")
     q.add_argument("--json", help="write the results to this file")
     q.add_argument("--verbose", action="store_true", help="print each failed login")
 
@@ -538,13 +752,19 @@ def main(argv=None):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < args.users + 100 and hard > soft:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, args.users + 1000), hard))
-    result = asyncio.run(run_logins(args))
-    print_report(result)
+    if args.command == "messages":
+        result = asyncio.run(run_messages(args))
+        print_messages_report(result)
+        ok = result["logged_in"] == args.users and not result["errors"] and result.get("messages")
+    else:
+        result = asyncio.run(run_logins(args))
+        print_report(result)
+        ok = result["logins_ok"] == args.users and not result["errors"]
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2, sort_keys=True)
             f.write("\n")
-    return 0 if result["logins_ok"] == args.users and not result["errors"] else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
