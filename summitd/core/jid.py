@@ -324,3 +324,14 @@ def set_parse_cache_size(maxsize):
     if maxsize is None or maxsize <= 0:
         raise ValueError("the JID cache must be bounded and non-empty")
     _parse_cached = _make_cache(maxsize)
+
+
+def jid_or_none(text):
+    """``parse_jid(text)``, or None when ``text`` is None or not a valid JID (for addresses
+    taken from stanzas, where a bad one means "no usable address", not an error)."""
+    if text is None:
+        return None
+    try:
+        return parse_jid(text)
+    except InvalidJID:
+        return None

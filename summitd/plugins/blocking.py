@@ -62,7 +62,7 @@ from summitd.core import events
 from summitd.core.errors import StanzaError
 from summitd.core.hooks import Priority
 from summitd.core.iq import ACCOUNT, SERVER
-from summitd.core.jid import InvalidJID, parse_jid
+from summitd.core.jid import InvalidJID, parse_jid, jid_or_none
 from summitd.extensions.base import Extension
 from summitd.plugins import blocking_store as store
 
@@ -132,13 +132,7 @@ def _is_reply(stanza):
 
 
 def _sender(stanza):
-    sender = stanza.getAttribute("from")
-    if sender is None:
-        return None
-    try:
-        return parse_jid(sender)
-    except InvalidJID:
-        return None
+    return jid_or_none(stanza.getAttribute("from"))
 
 
 def _blocked_error():

@@ -11,6 +11,7 @@ Host-wide values (not tied to a user) use the empty string as username.
 """
 
 import json
+import secrets
 
 from twisted.internet import defer
 
@@ -124,3 +125,14 @@ def delete_user_rows(txn, host: str, user: str) -> int:
     """Inside a transaction: remove one user's values in every store (account deletion)."""
     txn.execute("DELETE FROM keyval WHERE host = ? AND username = ?", (host, user))
     return txn.rowcount
+
+
+@defer.inlineCallbacks
+def stored_secret(store, name):
+    """A random 32-byte secret kept under ``name`` in ``store``, made the first time it is asked
+    for (keys for ids that must verify across restarts)."""
+    key = yield store.get("", "", name)
+    if key is None:
+        key = secrets.token_hex(32)
+        yield store.set("", "", name, key)
+    return bytes.fromhex(key)

@@ -23,7 +23,6 @@ Options, under ``[extensions.channels]``::
 
 import hashlib
 import hmac
-import secrets
 from dataclasses import dataclass, fields
 
 from twisted.internet import defer
@@ -34,6 +33,7 @@ from summitd.config import ConfigError
 from summitd.core import events
 from summitd.core.errors import StanzaError
 from summitd.core.jid import InvalidJID, parse_jid, prepare_localpart
+from summitd.storage.keyval import stored_secret
 from summitd.extensions.base import Extension
 from summitd.plugins.channels.archive import ChannelArchive
 from summitd.plugins.channels.coexistence import Hub
@@ -101,14 +101,8 @@ def _make_store(context, storage):
     return SQLChannelStore(context.database)
 
 
-@defer.inlineCallbacks
 def _secret(context):
-    store = context.keyval(KEY_STORE)
-    key = yield store.get("", "", KEY_NAME)
-    if key is None:
-        key = secrets.token_hex(32)
-        yield store.set("", "", KEY_NAME, key)
-    return bytes.fromhex(key)
+    return stored_secret(context.keyval(KEY_STORE), KEY_NAME)
 
 
 class ChannelDirectory(Extension):

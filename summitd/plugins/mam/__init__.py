@@ -23,7 +23,6 @@ Options, under ``[extensions.mam]``::
     max_queued_writes = 50000       # messages waiting for the database before archiving stops
 """
 
-import secrets
 from dataclasses import dataclass, fields, replace
 
 from twisted.internet import defer
@@ -31,6 +30,7 @@ from zope.interface import Interface
 
 from summitd.config import ConfigError
 from summitd.core import events
+from summitd.storage.keyval import stored_secret
 from summitd.extensions.base import Extension
 from summitd.plugins.mam.archiving import Archiver
 from summitd.plugins.mam.handlers import ArchiveService, metadata_element
@@ -112,15 +112,9 @@ def _make_store(context, config):
     return SQLArchiveStore(context.database, fulltext=config.fulltext)
 
 
-@defer.inlineCallbacks
 def _id_key(context):
     """The server's secret for archive ids, made at the first start and kept."""
-    store = context.keyval(KEY_STORE)
-    key = yield store.get("", "", KEY_NAME)
-    if key is None:
-        key = secrets.token_hex(32)
-        yield store.set("", "", KEY_NAME, key)
-    return bytes.fromhex(key)
+    return stored_secret(context.keyval(KEY_STORE), KEY_NAME)
 
 
 class IArchiveMetadata(Interface):

@@ -37,7 +37,7 @@ from twisted.words.xish import domish
 
 from summitd.core import events, hints
 from summitd.core.hooks import Priority
-from summitd.core.jid import InvalidJID, parse_jid
+from summitd.core.jid import InvalidJID, parse_jid, jid_or_none
 from summitd.core.xmlwriter import STANZA_NAMESPACES, serialize
 from summitd.extensions.context import MissingProvider
 from summitd.plugins.mam.stanza_id import sort_stanza_ids, stamp
@@ -283,10 +283,4 @@ class Archiver:
 
 
 def _sender(stanza):
-    sender = stanza.getAttribute("from")
-    if sender is None:
-        return None
-    try:
-        return parse_jid(sender)
-    except InvalidJID:
-        return None
+    return jid_or_none(stanza.getAttribute("from"))
