@@ -46,8 +46,14 @@ run: install
 test: test-deps
 	$(PY) -m twisted.trial --jobs=2 summitd
 
+# `make bench`: summitd side by side with Debian's Prosody and ejabberd (installed when missing,
+# their services left stopped); the table goes to the terminal and bench/results/compare-*.json.
+# BENCH_ARGS passes options to bench/compare.py (e.g. BENCH_ARGS=--quick).
+BENCH_APT_PACKAGES := prosody ejabberd
 bench: install
-	bash bench/logins.sh
+	@bash bench/peers/install.sh $$(for p in $(BENCH_APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)
+	$(PY) bench/compare.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) _trial_temp* build *.egg-info twisted/plugins/dropin.cache

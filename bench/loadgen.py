@@ -594,7 +594,7 @@ async def run_messages(args):
     elapsed = time.perf_counter() - t0
     cpu, server1 = time.process_time() - cpu0, server_cpu_seconds(args.server_pid)
     chat.running = False
-    drain_until = time.monotonic() + 5
+    drain_until = time.monotonic() + args.drain
     while chat.sent_at and time.monotonic() < drain_until:
         await asyncio.sleep(0.05)
     for task in readers:
@@ -730,6 +730,9 @@ def build_parser():
                    help="open loop: send this many messages/s in all (0: closed loop, --window)")
     q.add_argument("--duration", type=float, default=10.0, help="measured seconds")
     q.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before")
+    q.add_argument("--drain", type=float, default=5.0,
+                   help="seconds to wait after the measurement for messages still in flight "
+                        "(those that do not arrive count as 'unanswered' errors)")
     q.add_argument("--timeout", type=float, default=120.0, help="bound on the logins, seconds")
     q.add_argument("--login-timeout", type=float, default=30.0, help="bound on one login, seconds")
     q.add_argument("--server-pid", type=int, help="measure this process's CPU time (Linux /proc)")

@@ -101,7 +101,7 @@ def copy_rule(stanza, inbound):
     if type in ("groupchat", "headline") or not may_copy(stanza):
         return SKIP
     body = im_payload = muc_user = invite = False
-    for child in stanza.elements():
+    for child in _elements(stanza):
         uri = child.uri
         if uri == NS_CARBONS:
             return SKIP     # <private/>, or a carbon (received/sent) itself
@@ -146,10 +146,16 @@ def original_recipients(sessions, to_jid, stanza):
     return targets if action is ALL else []
 
 
+def _elements(stanza):
+    """The child elements, like ``stanza.elements()`` without its zope interface check per
+    child (several times slower than isinstance, and run on every message)."""
+    return [c for c in stanza.children if isinstance(c, domish.Element)]
+
+
 def _strip(stanza, matches):
     """Remove the child elements ``matches(child)`` accepts; True when there were any.
-    (Nothing is allocated for the usual message, which has none.)"""
-    if not any(matches(c) for c in stanza.elements()):
+    (The usual message has none, and its children list is left as it is.)"""
+    if not any(matches(c) for c in _elements(stanza)):
         return False
     stanza.children = [c for c in stanza.children
                        if not (isinstance(c, domish.Element) and matches(c))]
@@ -269,7 +275,7 @@ class Carbons(Extension):
     # -- copies ---------------------------------------------------------------------------------
 
     def _strip_forged(self, stanza, to_jid):
-        if (any(_is_carbon(c) for c in stanza.elements())
+        if (any(_is_carbon(c) for c in _elements(stanza))
                 and _jid(stanza.getAttribute("from", "")) != to_jid.bare):
             _strip(stanza, _is_carbon)
             self.context.log.info("stripped a forged carbon from {sender} to {to}",

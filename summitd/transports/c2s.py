@@ -12,7 +12,7 @@ import base64
 import binascii
 import secrets
 
-from twisted.internet import interfaces, protocol
+from twisted.internet import interfaces, protocol, tcp
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
@@ -98,6 +98,8 @@ class ClientStream(protocol.Protocol):
     def connectionLost(self, reason=protocol.connectionDone):
         self.state = "closed"
         self._cancel_timers()
+        if self._parser is not None:
+            self._parser.close()
         if self._interrupted or (not self._closing and self._kept_after_interruption()):
             return
         session = self.end_session()
@@ -125,7 +127,10 @@ class ClientStream(protocol.Protocol):
     # -- parser callbacks ------------------------------------------------------------
 
     def _new_parser(self):
-        self._parser = StreamParser(self, self.config.max_stanza_size, self.config.max_depth)
+        if self._parser is not None:
+            self._parser.close()
+        self._parser = StreamParser(self, self.config.max_stanza_size, self.config.max_depth,
+                                    clock=self.clock, keep_parents=False)
 
     def stream_started(self, attrs, default_ns):
         to = attrs.get("to")
@@ -194,14 +199,14 @@ class ClientStream(protocol.Protocol):
         the session hibernates without a connection)."""
         if self.state != "closed":
             self._last_out = self.clock.seconds()
-            self.transport.write(serialize(element).encode("utf-8"))
+            write_now(self.transport, serialize(element).encode("utf-8"))
         sm = self.sm
         if sm is not None:
             sm.sent(element)
 
     def send_raw(self, text):
         self._last_out = self.clock.seconds()
-        self.transport.write(text.encode("utf-8"))
+        write_now(self.transport, text.encode("utf-8"))
 
     def _send_header(self, client_from):
         if self._header_sent:
@@ -581,6 +586,27 @@ class ClientStream(protocol.Protocol):
         session.priority = priority
         session.presence = stanza if type is None else None
         return initial
+
+
+def write_now(transport, data):
+    """``transport.write(data)``, but on a plain TCP connection with nothing queued the bytes
+    go to the socket at once: Twisted's write queues them, asks epoll for writability and
+    sends on the next reactor turn, which for one stanza costs two epoll_ctl calls and a turn
+    (a tenth of a routed message's CPU). Whatever the socket does not take is queued by
+    Twisted as usual, so order and flow control are Twisted's."""
+    if (transport.__class__ is tcp.Server and not transport.TLS and transport.connected
+            and not transport.disconnecting and not transport._writeDisconnected
+            and not transport._tempDataBuffer and transport.offset == len(transport.dataBuffer)):
+        try:
+            sent = transport.socket.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            sent = 0                # Twisted's own write path meets the error and closes
+        if sent == len(data):
+            return
+        data = data[sent:]
+    transport.write(data)
 
 
 def _stream_error(error):
