@@ -252,7 +252,7 @@ def medians(runs):
 # -- the table ----------------------------------------------------------------------------------
 
 def ratio(a, b):
-    return round(a / b, 2) if a is not None and b else None
+    return a / b if a is not None and b else None
 
 
 def table(results):
@@ -278,7 +278,8 @@ def table(results):
 
 
 def _fmt(value):
-    return "-" if value is None else f"{value:g}"
+    """Three significant digits: 0.00113 stays readable next to 55.6."""
+    return "-" if value is None else f"{value:.3g}"
 
 
 def render(head, rows):

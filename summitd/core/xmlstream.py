@@ -178,7 +178,7 @@ class StreamParser:
     def _revive(self):
         """A new expat parser, in the state the stream header left the old one in."""
         declarations = "".join(
-            f" xmlns{':' + prefix if prefix else ''}='{uri.translate(_ESCAPE_URI)}'"
+            f" xmlns{':' + prefix if prefix else ''}='{(uri or '').translate(_ESCAPE_URI)}'"
             for prefix, uri in self._header_ns)
         prefix = next((p for p, uri in self._header_ns if p and uri == NS_STREAMS), None)
         header = f"<{prefix + ':' if prefix else ''}stream{declarations}>".encode("utf-8")
