@@ -7,7 +7,7 @@ CONFIG ?= etc/summitd.toml
 # xmpp.js client) are installed from Debian only when the machine has no node of its own.
 APT_PACKAGES := prosody $(if $(shell command -v npm),,nodejs npm)
 
-.PHONY: run test install test-deps apt bench clean
+.PHONY: run test install test-deps apt bench bench-mam bench-fanout clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,15 @@ bench: install
 	@bash bench/peers/install.sh $$(for p in $(BENCH_APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)
 	$(PY) bench/compare.py $(BENCH_ARGS)
+
+# Longer single-feature benchmarks (each a few minutes): the archive at 1,000,000 messages,
+# archiving's cost on routing, and a 1,000-member channel's fan-out.
+bench-mam: install
+	$(PY) bench/mam_bench.py
+	bash bench/messages.sh
+
+bench-fanout: install
+	$(PY) bench/channel_fanout.py
 
 clean:
 	rm -rf $(VENV) _trial_temp* build *.egg-info twisted/plugins/dropin.cache

@@ -15,12 +15,11 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 class Summitd(ServerProcess):
     name = "summitd"
 
-    def __init__(self, work, domain, iterations, extra_args=()):
+    def __init__(self, work, domain, iterations):
         super().__init__(work)
         self.domain = domain
         self.iterations = iterations
         self.config_path = os.path.join(work, "summitd.toml")
-        self.extra_args = list(extra_args)
 
     def env(self):
         env = dict(os.environ)
@@ -36,7 +35,7 @@ class Summitd(ServerProcess):
         create_accounts(self.config_path, self.domain, accounts)
 
     def command(self):
-        return [sys.executable, *self.extra_args, "-c",
+        return [sys.executable, "-c",
                 "from twisted.scripts.twistd import run; run()",
                 "-n", "--pidfile=", "--logfile", self.log_path, "summitd", "--config", self.config_path]
 
