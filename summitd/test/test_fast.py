@@ -6,16 +6,14 @@ import base64
 import hashlib
 import re
 import socket
-from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
-from twisted.internet import defer, reactor, threads
+from twisted.internet import defer, threads
 from twisted.trial import unittest
 
-from summitd.config import parse_config
-from summitd.service import SummitService
 from summitd.synchronous import result_of
+from summitd.testing.loopback import start_loopback_service
 from summitd.testing.scram_client import ScramClient
 from summitd.test.test_sasl2_support import (
     AGENT, NS_BIND2, NS_FAST, NS_SASL2, OTHER_AGENT, PASSWORD, Sasl2TestCase, b64, child, ht, text_of)
@@ -234,21 +232,9 @@ class ChannelBindingTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        base = Path(self.mktemp()).absolute()
-        base.mkdir()
-        config = parse_config({
-            "server": {"domains": ["localhost"], "data_dir": "data"},
-            "c2s": {"endpoints": [], "direct_tls_endpoints": ["tcp:0:interface=127.0.0.1"]},
-            "storage": {"database": "sqlite:///data/db.sqlite"},
-            "extensions": {"enabled": ["sasl2"]},
-        }, base)
-        self.service = SummitService(config, reactor)
-        yield self.service._start()
-        yield self.service.server.account_manager.create("alice@localhost", PASSWORD)
-        self.port = self.service._ports[0].getHost().port
-
-    def tearDown(self):
-        return self.service.stopService()
+        self.service, ports = yield start_loopback_service(
+            self, {"alice@localhost": PASSWORD}, extensions=["sasl2"], starttls=False)
+        self.port = ports["direct_tls"]
 
     @defer.inlineCallbacks
     def test_expr_after_scram_plus(self):

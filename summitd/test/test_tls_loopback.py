@@ -9,15 +9,13 @@ import base64
 import hashlib
 import re
 import socket
-from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
-from twisted.internet import defer, reactor, threads
+from twisted.internet import defer, threads
 from twisted.trial import unittest
 
-from summitd.config import parse_config
-from summitd.service import SummitService
+from summitd.testing.loopback import start_loopback_service
 from summitd.testing.scram_client import ScramClient
 
 HEADER = (b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
@@ -142,22 +140,8 @@ class TLSLoopbackTests(unittest.TestCase):
     timeout = 60
     @defer.inlineCallbacks
     def setUp(self):
-        base = Path(self.mktemp()).absolute()
-        base.mkdir()
-        config = parse_config({
-            "server": {"domains": ["localhost"], "data_dir": "data"},
-            "c2s": {"endpoints": ["tcp:0:interface=127.0.0.1"],
-                    "direct_tls_endpoints": ["tcp:0:interface=127.0.0.1"]},
-            "storage": {"database": "sqlite:///data/db.sqlite"},
-        }, base)
-        self.service = SummitService(config, reactor)
-        yield self.service._start()
-        yield self.service.server.account_manager.create("alice@localhost", "secret")
-        self.starttls_port = self.service._ports[0].getHost().port
-        self.direct_port = self.service._ports[1].getHost().port
-
-    def tearDown(self):
-        return self.service.stopService()
+        self.service, ports = yield start_loopback_service(self, {"alice@localhost": "secret"})
+        self.starttls_port, self.direct_port = ports["starttls"], ports["direct_tls"]
 
     @defer.inlineCallbacks
     def test_scram_plus_tls_exporter(self):
