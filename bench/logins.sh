@@ -15,6 +15,7 @@ C=${2:-${CONCURRENCY:-100}}
 TIMEOUT=${TIMEOUT:-120}
 RESULTS=${RESULTS:-bench/results}
 PY=${PYTHON:-.venv/bin/python}
+. "$(dirname "$0")/lib.sh"
 [ -x "$PY" ] || PY=python3
 
 if [ ! -f summitd/__init__.py ] || [ ! -d twisted/plugins ]; then
@@ -33,18 +34,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/summitd-bench.XXXXXX")
 SERVER_PID=""
 
 cleanup() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 100); do             # 10 s to shut down, then SIGKILL
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$SERVER_PID" 2>/dev/null; then
-            echo "logins.sh: summitd (pid $SERVER_PID) ignored SIGTERM; killing it" >&2
-            kill -KILL "$SERVER_PID" 2>/dev/null || true
-        fi
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    stop_pid logins.sh "$SERVER_PID"
     if [ "${KEEP:-0}" = 1 ]; then
         echo "kept $WORK"
     else

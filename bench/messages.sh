@@ -19,6 +19,7 @@ MODES=${MODES:-off on}
 RATE=${RATE:-0}
 RESULTS=${RESULTS:-bench/results}
 PY=${PYTHON:-.venv/bin/python}
+. "$(dirname "$0")/lib.sh"
 [ -x "$PY" ] || PY=python3
 
 if [ ! -f summitd/__init__.py ] || [ ! -d twisted/plugins ]; then
@@ -32,18 +33,7 @@ WORK=""
 SERVER_PID=""
 
 stop_server() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 100); do             # 10 s to shut down, then SIGKILL
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$SERVER_PID" 2>/dev/null; then
-            echo "messages.sh: summitd (pid $SERVER_PID) ignored SIGTERM; killing it" >&2
-            kill -KILL "$SERVER_PID" 2>/dev/null || true
-        fi
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    stop_pid messages.sh "$SERVER_PID"
     SERVER_PID=""
 }
 

@@ -71,7 +71,7 @@ from summitd.plugins.channels.model import RANK, ChannelConfig, ChannelError, Me
 from summitd.plugins.channels.stanzas import addressed, child, stanza, stanza_id, text_of
 from summitd.plugins.disco import NS_DISCO_INFO, NS_DISCO_ITEMS, Info, info_element, items_element
 from summitd.plugins.mam.query import NS_MAM, format_datetime
-from summitd.plugins.pubsub.protocol import NS_PUBSUB, parse_request, pubsub_element
+from summitd.plugins.pubsub.protocol import NS_PUBSUB, parse_request, publish_result, pubsub_element
 from summitd.plugins.pubsub.settings import make_store
 
 NS_CORE = NS_MIX
@@ -448,13 +448,7 @@ class MixService(ServiceFace):
             raise StanzaError("bad-request", "publish an item")
         d = self.nodes.publish(self.address(channel), name, item)
 
-        def published(stored):
-            pubsub = pubsub_element()
-            publish = pubsub.addElement("publish")
-            publish["node"] = name
-            publish.addElement("item")["id"] = stored.id
-            return pubsub
-        return d.addCallback(published)
+        return d.addCallback(lambda stored: publish_result(name, stored.id))
 
     def _publish_state(self, channel, name, payload):
         """Republish the information or configuration item (named by the time)."""

@@ -12,7 +12,8 @@ from summitd.core.errors import StanzaError
 from summitd.plugins.pubsub import config as node_config
 from summitd.plugins.pubsub.engine import affiliation_element, subscription_element
 from summitd.plugins.pubsub.protocol import (
-    NS_PUBSUB, NS_PUBSUB_OWNER, error, parse_address, parse_request, pubsub_element, unsupported)
+    NS_PUBSUB, NS_PUBSUB_OWNER, error, parse_address, parse_request, publish_result, pubsub_element,
+    unsupported)
 
 
 def _node(request):
@@ -28,13 +29,7 @@ def _publish(engine, service, requester, request):
     name = _node(request)
     d = engine.publish(service, requester, name, items[0] if items else None, request.publish_options)
 
-    def published(item):
-        pubsub = pubsub_element()
-        publish = pubsub.addElement("publish")
-        publish["node"] = name
-        publish.addElement("item")["id"] = item.id
-        return pubsub
-    return d.addCallback(published)
+    return d.addCallback(lambda item: publish_result(name, item.id))
 
 
 def _subscribe(engine, service, requester, request):

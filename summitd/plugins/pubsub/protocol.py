@@ -184,6 +184,15 @@ def pubsub_element(uri=NS_PUBSUB):
     return domish.Element((uri, "pubsub"))
 
 
+def publish_result(node, item_id):
+    """The <pubsub><publish node><item id/></publish></pubsub> answer to a publish (XEP-0060 §7.1.2)."""
+    pubsub = pubsub_element()
+    publish = pubsub.addElement("publish")
+    publish["node"] = node
+    publish.addElement("item")["id"] = item_id
+    return pubsub
+
+
 def event_element():
     return domish.Element((NS_PUBSUB_EVENT, "event"))
 
