@@ -51,8 +51,11 @@ STAMP=$(date +%Y%m%dT%H%M%S)
 status=0
 
 run_mode() {    # $1: off|on
-    local mode=$1 extensions='["ping", "delivery"]'
-    [ "$mode" = on ] && extensions='["ping", "delivery", "mam"]'
+    local mode=$1 extensions='["ping", "delivery"]' mam_section=""
+    if [ "$mode" = on ]; then
+        extensions='["ping", "delivery", "mam"]'
+        mam_section=$(printf '[extensions.mam]\n%s' "${MAM_OPTIONS:-}")
+    fi
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/summitd-bench.XXXXXX")
     local port
     port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
@@ -72,8 +75,7 @@ database = "sqlite:///var/summitd.sqlite"
 [extensions]
 enabled = $extensions
 
-[extensions.mam]
-${MAM_OPTIONS:-}
+$mam_section
 CONF
     "$PY" bench/loadgen.py mkusers --config "$WORK/summitd.toml" --users "$N" \
         --user-template 'user{i}' --password-template 'pw{i}' --salt-cache "$WORK/salts.json" >/dev/null

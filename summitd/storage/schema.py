@@ -23,7 +23,8 @@ class SchemaTooNewError(SchemaError):
 
 @dataclass(frozen=True)
 class Migration:
-    """The statements that bring a component's schema to C{version}."""
+    """The statements that bring a component's schema to C{version}: SQL strings, or
+    functions C{fn(txn)} for a step SQL alone cannot do (converting data)."""
 
     version: int
     statements: tuple
@@ -72,7 +73,10 @@ def _apply_one(txn, component, migration):
     if current >= migration.version:
         return current
     for statement in migration.statements:
-        txn.execute(statement)
+        if callable(statement):
+            statement(txn)
+        else:
+            txn.execute(statement)
     txn.execute(
         "INSERT INTO schema_versions (component, version) VALUES (?, ?)"
         " ON CONFLICT (component) DO UPDATE SET version = excluded.version",

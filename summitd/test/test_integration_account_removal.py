@@ -43,7 +43,10 @@ def rows_mentioning(database_path, text):
     found = []
     db = sqlite3.connect(database_path)
     try:
-        tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        # Virtual tables (full-text indexes) keep their data in shadow tables, scanned here.
+        tables = [name for (name,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+            " AND sql NOT LIKE 'CREATE VIRTUAL TABLE%'")]
         for table in tables:
             for row in db.execute(f'SELECT * FROM "{table}"'):
                 if any(_mentions(value, needle) for value in row):

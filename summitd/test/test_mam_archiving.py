@@ -368,3 +368,56 @@ class EligibilityTests(unittest.TestCase):
         stanza = parse_xml("<message to='a@b'><body>x</body></message>", "jabber:server")
         self.assertTrue(archiving.stored_xml(stanza).startswith("<message xmlns='jabber:client' to="))
         self.assertEqual(parse_jid("a@b").host, "b")
+
+
+class WriterPacingTests(unittest.TestCase):
+    """One batch per delay at most: entries that arrive while a batch is written wait until
+    the delay has passed since that batch started, unless max_batch are queued or a query
+    flushes."""
+
+    def setUp(self):
+        from twisted.internet import task
+        self.context = FakeContext(task.Clock())
+
+    slow_writer = WriterTests.slow_writer
+
+    def test_next_batch_waits_for_the_delay(self):
+        writer, pending = self.slow_writer(delay=0.1)
+        writer.add(some_entry(0))
+        self.context.clock.advance(0.1)
+        self.assertEqual(len(pending), 1)
+        writer.add(some_entry(1))
+        writer.add(some_entry(2))
+        self.context.clock.advance(0.03)
+        pending[0][1].callback(None)            # written after 30 ms: 70 ms still to wait
+        self.assertEqual(len(pending), 1)
+        self.context.clock.advance(0.069)
+        self.assertEqual(len(pending), 1)
+        self.context.clock.advance(0.001)
+        self.assertEqual([len(batch) for batch, _ in pending], [1, 2])
+
+    def test_slow_write_submits_at_once(self):
+        writer, pending = self.slow_writer(delay=0.1)
+        writer.add(some_entry(0))
+        self.context.clock.advance(0.1)
+        writer.add(some_entry(1))
+        self.context.clock.advance(0.5)         # the write took longer than the delay
+        pending[0][1].callback(None)
+        self.assertEqual([len(batch) for batch, _ in pending], [1, 1])
+
+    def test_full_batch_does_not_wait(self):
+        writer, pending = self.slow_writer(delay=0.1, max_batch=3)
+        writer.add(some_entry(0))
+        self.context.clock.advance(0.1)
+        for i in range(1, 4):
+            writer.add(some_entry(i))
+        pending[0][1].callback(None)
+        self.assertEqual([len(batch) for batch, _ in pending], [1, 3])
+
+    def test_flush_does_not_wait(self):
+        writer, pending = self.slow_writer(delay=0.1)
+        writer.add(some_entry(0))
+        self.context.clock.advance(0.1)
+        writer.add(some_entry(1))
+        writer.flush()
+        self.assertEqual([len(batch) for batch, _ in pending], [1, 1])

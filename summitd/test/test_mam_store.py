@@ -7,12 +7,14 @@ from zope.interface.verify import verifyObject
 from summitd.plugins.mam import fulltext
 from summitd.plugins.mam.memory import MemoryArchiveStore
 from summitd.plugins.mam.prefs import Prefs
+from summitd.plugins.mam import sql as sql_store
 from summitd.plugins.mam.sql import SQLArchiveStore
 from summitd.plugins.mam.stanza_id import IdMaker
 from summitd.plugins.mam.store import (
     ArchiveEntry, ArchiveFilter, IArchiveStore, PageRequest, UnknownArchiveId)
 from summitd.storage.database import Database
 from summitd.storage.engines import SQLiteEngine
+from summitd.storage.schema import apply_migrations
 from summitd.testing import result_of
 
 HOST = "localhost"
@@ -65,8 +67,9 @@ class ArchiveStoreContract:
         d = self.store.query(HOST, "alice", archive_filter or ArchiveFilter(), PageRequest(**page))
         self.failureResultOf(d, UnknownArchiveId)
 
-    def search(self, text, **filter_fields):
-        return self.query(ArchiveFilter(fulltext=fulltext.parse_search(text), **filter_fields))
+    def search(self, text, user="alice", **filter_fields):
+        return self.query(ArchiveFilter(fulltext=fulltext.parse_search(text), **filter_fields),
+                          user=user)
 
     # -- the interface ---------------------------------------------------------------
 
@@ -323,3 +326,82 @@ class SQLStoreTests(ArchiveStoreContract, unittest.TestCase):
         self.fill(n=2)
         result_of(SQLArchiveStore(self.database).setup())
         self.assertEqual(self.query().count, 2)
+
+    # -- the SQL layout: texts shared between archives -------------------------------------
+
+    def table_count(self, table):
+        counted = []
+        self.in_transaction(
+            lambda txn: counted.append(txn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]))
+        return counted[0]
+
+    def indexed(self, word):
+        """Texts the full-text index finds for a word, whoever's."""
+        found = []
+        self.in_transaction(lambda txn: found.extend(txn.execute(
+            "SELECT rowid FROM mam_search WHERE mam_search MATCH ?", (word,)).fetchall()))
+        return len(found)
+
+    def test_one_text_for_both_archives(self):
+        """Entries written together with the same ts and stanza (both archives of one
+        message) share one text row and one index entry; the text goes with the last."""
+        self.append(entry("alice", 1, body="shared word"), entry("bob", 1, body="shared word",
+                                                                  with_bare="alice@localhost"))
+        self.assertEqual((self.table_count("mam_texts"), self.table_count("mam_entries")), (1, 2))
+        self.assertEqual(self.indexed("shared"), 1)
+        self.in_transaction(lambda txn: self.store.delete_archive(txn, HOST, "alice"))
+        self.assertEqual(self.query().count, 0)
+        self.assertEqual(ids(self.search("shared", user="bob")), ["bob-1"])
+        self.assertEqual(self.table_count("mam_texts"), 1)
+        self.in_transaction(lambda txn: self.store.delete_archive(txn, HOST, "bob"))
+        for table in ("mam_texts", "mam_entries", "mam_archives", "mam_conversations"):
+            self.assertEqual(self.table_count(table), 0, table)
+        self.assertEqual(self.indexed("shared"), 0)
+
+    def test_quota_keeps_the_other_archives_copy(self):
+        """Trimming one archive to its quota leaves a shared text to the other archive."""
+        self.append(entry("alice", 1, body="first"), entry("bob", 1, body="first"))
+        self.append(entry("alice", 2, body="second"))
+        self.assertEqual(result_of(self.store.expire(None, 1, 10)), 1)
+        self.assertEqual(ids(self.query()), ["alice-2"])
+        self.assertEqual(ids(self.search("first", user="bob")), ["bob-1"])
+        self.assertEqual(self.search("first").count, 0)
+
+    def test_same_ts_other_stanza_is_another_text(self):
+        """Sharing needs the same ts and the same stanza: different text, different row."""
+        self.append(entry("alice", 1, body="one"), entry("bob", 1, body="two"))
+        self.assertEqual(self.table_count("mam_texts"), 2)
+        self.assertEqual(ids(self.search("two", user="bob")), ["bob-1"])
+        self.assertEqual(self.search("two").count, 0)
+
+    def test_upgrade_from_first_layout(self):
+        """A database of the first layout (one row per entry, versions 1 and 2) upgrades:
+        the same ids, the same results, searchable, the old tables gone."""
+        database = Database(SQLiteEngine(":memory:"), synchronous=True)
+        self.addCleanup(database.close)
+        result_of(apply_migrations(database, "mam", (sql_store._V1_TABLES,
+                                                     sql_store._V2_SQLITE_FTS)))
+        old = [entry("alice", n, body=f"old message {n}") for n in (1, 2, 3)]
+
+        def write_old(txn):
+            for e in old:
+                txn.execute("INSERT INTO mam_messages (host, username, id, ts, with_bare,"
+                            " with_resource, stanza, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            (e.host, e.user, e.id, e.ts, e.with_bare, e.with_resource, e.stanza,
+                             e.body))
+
+        result_of(database.runInteraction("old rows", write_old))
+        self.store = SQLArchiveStore(database)
+        self.database = database
+        result_of(self.store.setup())
+        self.assertEqual(ids(self.query()), ["alice-1", "alice-2", "alice-3"])
+        self.assertEqual(ids(self.search("old 2")), ["alice-2"])
+        self.assertEqual(ids(self.query(ArchiveFilter(with_bare="bob@localhost"))),
+                         ["alice-1", "alice-2", "alice-3"])
+        tables = []
+        self.in_transaction(lambda txn: tables.extend(row[0] for row in txn.execute(
+            "SELECT name FROM sqlite_master WHERE name LIKE 'mam_messages%'"
+            " OR name LIKE 'mam_fts%'").fetchall()))
+        self.assertEqual(tables, [])
+        self.append(entry("alice", 4))
+        self.assertEqual(self.query().count, 4)

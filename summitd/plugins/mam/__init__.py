@@ -19,7 +19,7 @@ Options, under ``[extensions.mam]``::
     max_messages_per_user = 0       # keep at most this many per archive (0: no limit)
     retention_interval = 3600       # seconds between retention runs
     max_prefs_jids = 1000           # JIDs allowed in one user's always/never lists
-    write_delay = 0.02              # seconds an idle archive writer waits to batch writes
+    write_delay = 0.1               # seconds an idle archive writer waits to batch writes
     max_queued_writes = 50000       # messages waiting for the database before archiving stops
 """
 
@@ -54,7 +54,7 @@ class MamConfig:
     max_messages_per_user: int = 0
     retention_interval: float = 3600
     max_prefs_jids: int = 1000
-    write_delay: float = 0.02
+    write_delay: float = 0.1
     max_queued_writes: int = 50_000
 
 

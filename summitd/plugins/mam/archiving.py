@@ -21,6 +21,8 @@ Each message goes into up to two archives, each with its own id:
   add it to the sent copies it makes for the sender's other resources.
 
 A message a user sends to their own account is archived once, on the incoming side.
+Both archives of a message get the same ``ts`` (it is unique per message, and ids
+differ by archive), so the SQL store keeps the message's text once for both.
 Preferences decide per contact (``prefs``); a 'roster' decision is asynchronous, so
 the id is stamped before the answer is known and the entry written only if the
 contact is in the roster. The stored stanza is the message as it was when its first
@@ -29,7 +31,6 @@ Writes are asynchronous and batched (``writer``); an account that has no session
 is looked up first, so messages to accounts that do not exist are never archived.
 """
 
-import weakref
 from collections import OrderedDict
 
 from twisted.internet import defer
@@ -56,32 +57,59 @@ STORABLE_PAYLOADS = frozenset({
 #: Accounts seen to exist, remembered so offline recipients cost one lookup, not one each.
 KNOWN_ACCOUNTS = 10_000
 
-_sent_ids = weakref.WeakKeyDictionary()     # stanza -> the id in the sender's archive
+#: The attribute of a message stanza that carries its _State while it is routed: an
+#: attribute costs a fraction of a WeakKeyDictionary entry, and dies with the stanza.
+_STATE = "_summitd_archive"
+
+
+class _State:
+    """What the archives decided about one message: the sender's and the recipient's plans,
+    and the text stored (made once for both)."""
+
+    __slots__ = ("sent", "incoming", "stored")
+
+    def __init__(self):
+        self.sent = self.incoming = self.stored = None
+
+
+def _state(stanza):
+    state = stanza.__dict__.get(_STATE)
+    if state is None:
+        state = _State()
+        setattr(stanza, _STATE, state)
+    return state
+
+
+def _plan_of(stanza, side):
+    state = stanza.__dict__.get(_STATE)
+    return None if state is None else getattr(state, side)
 
 
 def sent_archive_id(stanza):
     """The id under which the sender's archive keeps a message a local client sent, or None."""
-    plan = _sent_ids.get(stanza)
+    plan = _plan_of(stanza, "sent")
     return None if plan is None else plan.id
 
 
 def archivable(stanza):
-    """Whether a message is one the archives keep (type, content, hints)."""
+    """Whether a message is one the archives keep (type, content, hints): one pass over
+    the children, as every message routed between users asks."""
     if stanza.getAttribute("type", "normal") not in ("chat", "normal"):
         return False
-    found = hints.hints(stanza)
-    if hints.NO_PERMANENT_STORE in found or hints.NO_STORE in found:
-        return False
-    if hints.STORE in found:
-        return True
+    worth = False
     for child in stanza.children:
         if child.__class__ is not domish.Element:
             continue
-        if child.name == "body" and child.uri in STANZA_NAMESPACES:
-            return True
-        if (child.uri, child.name) in STORABLE_PAYLOADS:
-            return True
-    return False
+        uri, name = child.uri, child.name
+        if uri == hints.NS_HINTS:
+            if name == hints.NO_PERMANENT_STORE or name == hints.NO_STORE:
+                return False
+            if name == hints.STORE:
+                worth = True
+        elif not worth and ((name == "body" and uri in STANZA_NAMESPACES)
+                            or (uri, name) in STORABLE_PAYLOADS):
+            worth = True
+    return worth
 
 
 def body_text(stanza):
@@ -132,8 +160,6 @@ class Archiver:
         self._prefs = prefs
         self._clock = clock
         self._ids = ids
-        self._incoming = weakref.WeakKeyDictionary()    # stanza -> _Plan (recipient's archive)
-        self._xml = weakref.WeakKeyDictionary()         # stanza -> stored_xml, made once
         self._known = OrderedDict()                     # (host, user) of existing accounts
         context.hook(events.STANZA_FROM_CLIENT, self._client_stamp, Priority.STAMP)
         context.hook(events.STANZA_FROM_CLIENT, self._client_archive, Priority.ARCHIVE)
@@ -156,18 +182,18 @@ class Archiver:
         owner = session.jid
         if to_jid.user == owner.user and to_jid.host == owner.host:
             return None     # to the own account: archived once, as it arrives
-        self._plan(_sent_ids, stanza, owner.userhostJID(), to_jid)
+        self._plan("sent", stanza, owner.userhostJID(), to_jid)
         return None
 
     def _client_archive(self, session, stanza):
         if stanza.name == "message":
-            self._archive(_sent_ids.get(stanza), stanza)
+            self._archive(_plan_of(stanza, "sent"), stanza)
         return None
 
     # -- the recipient's archive ---------------------------------------------------------
 
     def _incoming_stamp(self, stanza, to_jid):
-        if stanza in self._incoming:
+        if _plan_of(stanza, "incoming") is not None:
             return None     # routed again in this run: stamped and archived already
         sender = _sender(stanza)
         owner = to_jid.userhostJID()
@@ -175,29 +201,29 @@ class Archiver:
         sender_bare = None if sender is None else sender.userhost()
         if sort_stanza_ids(stanza, self._domains, self._ids, sender_bare, archive) is not None:
             return None     # routed again after a restart: archived already
-        if sender is None or not archivable(stanza):
+        if sender is None or (_plan_of(stanza, "sent") is None and not archivable(stanza)):
             return None
-        plan = self._plan(self._incoming, stanza, owner, sender)
+        plan = self._plan("incoming", stanza, owner, sender)
         if plan is not None:
             plan.stamp = stamp(stanza, plan.id, archive)
         return None
 
     def _incoming_archive(self, stanza, to_jid):
-        self._archive(self._incoming.get(stanza), stanza)
+        self._archive(_plan_of(stanza, "incoming"), stanza)
         return None
 
     def archive_received(self, stanza, to_jid):
         """IMessageArchive.archive_received: an incoming message that archivable() leaves
         out (a MIX channel's groupchat message, for MIX-PAM), planned, stamped and written
         like any incoming one. Returns the id, or None."""
-        plan = self._incoming.get(stanza)
+        plan = _plan_of(stanza, "incoming")
         if plan is not None:
             return plan.id
         sender = _sender(stanza)
         if sender is None:
             return None
         owner = to_jid.userhostJID()
-        plan = self._plan(self._incoming, stanza, owner, sender)
+        plan = self._plan("incoming", stanza, owner, sender)
         if plan is None:
             return None
         plan.stamp = stamp(stanza, plan.id, owner.userhost())
@@ -206,31 +232,36 @@ class Archiver:
 
     # -- both ------------------------------------------------------------------------------
 
-    def _plan(self, plans, stanza, owner, contact):
+    def _plan(self, side, stanza, owner, contact):
+        """Decide for one archive ("sent" or "incoming") of a message; returns the _Plan,
+        or None when the preferences say never."""
         decision = self._prefs.decide(owner, contact, self._in_roster)
         if decision is False:
             return None
-        ts = self._clock.next()
-        plan = plans[stanza] = _Plan(owner, contact, self._ids.make(owner.userhost(), ts),
-                                     ts, decision)
+        state = _state(stanza)
+        other = state.incoming if side == "sent" else state.sent
+        ts = self._clock.next() if other is None else other.ts     # one message, one ts
+        plan = _Plan(owner, contact, self._ids.make(owner.userhost(), ts), ts, decision)
+        setattr(state, side, plan)
         return plan
 
     def _archive(self, plan, stanza):
         if plan is None or plan.done:
             return
         plan.done = True
-        xml = self._xml.get(stanza)
-        if xml is None:
-            xml = self._xml[stanza] = stored_xml(stanza, plan.stamp)
-        contact = plan.contact
-        entry = ArchiveEntry(plan.owner.host, plan.owner.user, plan.id, plan.ts,
-                             contact.userhost(), contact.resource or "", xml, body_text(stanza))
-        if plan.decision is True and self._exists_now(plan.owner):
+        state = _state(stanza)
+        stored = state.stored
+        if stored is None:
+            stored = state.stored = (stored_xml(stanza, plan.stamp), body_text(stanza))
+        owner, contact = plan.owner, plan.contact
+        entry = ArchiveEntry(owner.host, owner.user, plan.id, plan.ts, contact.userhost(),
+                             contact.resource or "", *stored)
+        if plan.decision is True and self._exists_now(owner):
             self._writer.add(entry)
             return
         d = defer.maybeDeferred(lambda: plan.decision)
-        d.addCallback(self._decided, entry, plan.owner)
-        d.addErrback(self._failed, plan.owner)
+        d.addCallback(self._decided, entry, owner)
+        d.addErrback(self._failed, owner)
         self._context.track_write(d)
 
     def _decided(self, archive, entry, owner):

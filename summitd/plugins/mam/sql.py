@@ -1,37 +1,51 @@
 """The SQL archive store: ``IArchiveStore`` on the server's database.
 
-Everything callers see is written once in ``?``-style SQL that SQLite and
-PostgreSQL share. What is product-specific -- the table's row id, the full-text
-index and how a search is matched -- lives in a dialect object: ``SQLiteDialect``
-today (an FTS5 external-content index over the owner's username and the body with
-the ``unicode61 remove_diacritics 2`` tokenizer, kept up to date by triggers, so
-inserts and deletes stay plain SQL). A PostgreSQL dialect would declare ``seq
-BIGSERIAL``, a generated ``tsvector`` column with a GIN index, and match with
-``body_tsv @@ to_tsquery(...)``; no caller changes. Rows go in with one multi-row
-INSERT per 100 rows: executemany would hand the GIL back and forth with the reactor
-thread once per row.
+Archiving is the most frequent write the server makes (one or two archive entries
+per message), so the layout is shaped by what one entry costs the database thread:
 
-Each row costs the database thread far more than routing the message costs the
-reactor, so the table has only the two indexes queries need: (owner, ts) for paging
-a whole archive, which also finds an id (ids carry their timestamp,
-``stanza_id.timestamp_of``), and (owner, with, ts) for one conversation. Retention by
-age walks the table in insertion (``seq``) order, which is time order.
+* ``mam_texts``: a message's text (the stanza and its body) once, however many
+  archives hold it. A message between two local users is one text row with two
+  entries; ``people`` lists the archives that took it (the full-text index narrows
+  searches with it) and ``refs`` counts the entries still pointing at it.
+* ``mam_entries``: one small row per archive entry, clustered on (archive, ts)
+  (``WITHOUT ROWID``: the table is its own index), with integers instead of names:
+  the archive, the conversation (the archive's contact), the id's MAC (an id is its
+  ``ts`` in hex plus a MAC, ``stanza_id``; the store keeps the MAC as an integer and
+  rebuilds the id), and the text. The second index is (conversation, ts), for
+  queries ``with`` a contact.
+* ``mam_archives`` and ``mam_conversations`` give archives and (archive, contact)
+  pairs their integer ids, cached on the database thread.
+* ``mam_search`` (SQLite): a contentless FTS5 index of each text's body and people,
+  ``unicode61 remove_diacritics 2``, written by the store itself (a trigger cost
+  more than the row it indexed).
+
+Entries written together that have the same ts and stanza share one text row (the
+archiver gives both archives of a message the same ts); otherwise each entry gets its
+own. Rows go in with multi-row INSERTs: executemany would hand the GIL back and forth
+with the reactor thread once per row.
+
+Product-specific parts live in a dialect object (``SQLiteDialect``: the full-text
+index and ``WITHOUT ROWID``); a PostgreSQL dialect would use ``BIGSERIAL``, a
+``tsvector`` column with a GIN index and ``@@`` matching, with no caller changes.
 """
 
 import json
+from itertools import chain
 
 from twisted.internet import defer
 from zope.interface import implementer
 
 from summitd.plugins.mam import fulltext
 from summitd.plugins.mam.prefs import Prefs
-from summitd.plugins.mam.stanza_id import timestamp_of
+from summitd.plugins.mam.stanza_id import id_from, mac_of, timestamp_of
 from summitd.plugins.mam.store import IArchiveStore, Item, PageReader, read_page
 from summitd.storage.schema import Migration, apply_migrations
 
 COMPONENT = "mam"
 
-_TABLES = Migration(1, (
+# Versions 1 and 2 are the first layout (one row per entry, text and all), kept so an
+# old database upgrades step by step; version 3 converts it.
+_V1_TABLES = Migration(1, (
     "CREATE TABLE mam_messages ("
     " seq INTEGER PRIMARY KEY,"
     " host TEXT NOT NULL,"
@@ -55,11 +69,7 @@ _TABLES = Migration(1, (
     ")",
 ))
 
-_SQLITE_FTS = Migration(2, (
-    # External content: the text lives once, in mam_messages. The owner's username is
-    # indexed too, so a search for a common word intersects two posting lists inside FTS5
-    # instead of fetching every message in the database that has the word. columnsize=0:
-    # no bm25 ranking (results are ranked newest first), so no per-row sizes to keep.
+_V2_SQLITE_FTS = Migration(2, (
     "CREATE VIRTUAL TABLE mam_fts USING fts5(username, body, content='mam_messages',"
     " content_rowid='seq', columnsize=0, tokenize='unicode61 remove_diacritics 2')",
     "CREATE TRIGGER mam_fts_insert AFTER INSERT ON mam_messages BEGIN"
@@ -67,9 +77,79 @@ _SQLITE_FTS = Migration(2, (
     "CREATE TRIGGER mam_fts_delete AFTER DELETE ON mam_messages BEGIN"
     " INSERT INTO mam_fts (mam_fts, rowid, username, body)"
     " VALUES ('delete', old.seq, old.username, old.body); END",
-    # Rows archived before this version (a build without FTS5) join the index.
     "INSERT INTO mam_fts (mam_fts) VALUES ('rebuild')",
 ))
+
+_V3_TABLES = (
+    "CREATE TABLE mam_archives ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " host TEXT NOT NULL,"
+    " username TEXT NOT NULL,"
+    " UNIQUE (host, username)"
+    ")",
+    "CREATE TABLE mam_conversations ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " archive INTEGER NOT NULL,"
+    " with_bare TEXT NOT NULL,"
+    " UNIQUE (archive, with_bare)"
+    ")",
+    "CREATE TABLE mam_texts ("
+    " seq INTEGER PRIMARY KEY,"
+    " ts BIGINT NOT NULL,"
+    " people TEXT NOT NULL,"
+    " refs INTEGER NOT NULL,"
+    " stanza TEXT NOT NULL,"
+    " body TEXT NOT NULL"
+    ")",
+    "CREATE TABLE mam_entries ("
+    " archive INTEGER NOT NULL,"
+    " ts BIGINT NOT NULL,"
+    " mac BIGINT NOT NULL,"
+    " conversation INTEGER NOT NULL,"
+    " with_resource TEXT NOT NULL,"
+    " text INTEGER NOT NULL,"
+    " PRIMARY KEY (archive, ts)"
+    ") WITHOUT ROWID",
+    "CREATE INDEX mam_entries_conversation ON mam_entries (conversation, ts)",
+)
+
+_V3_SQLITE_FTS = (
+    "CREATE VIRTUAL TABLE mam_search USING fts5(people, body, content='', columnsize=0,"
+    " tokenize='unicode61 remove_diacritics 2')",
+)
+
+_V3_DROP_OLD = (
+    "DROP TABLE mam_messages",
+)
+_V3_DROP_OLD_FTS = (
+    "DROP TRIGGER mam_fts_insert",
+    "DROP TRIGGER mam_fts_delete",
+    "DROP TABLE mam_fts",
+)
+
+
+def _convert_v2_rows(fulltext_index):
+    """A migration step: every row of the first layout becomes a text and an entry."""
+    def convert(txn):
+        rows = txn.execute(
+            "SELECT seq, host, username, id, ts, with_bare, with_resource, stanza, body"
+            " FROM mam_messages ORDER BY seq").fetchall()
+        ids, fresh_archives, fresh_conversations = _Ids(), {}, {}
+        for seq, host, user, archive_id, ts, with_bare, with_resource, stanza, body in rows:
+            mac = mac_of(archive_id)
+            if mac is None:
+                continue    # not an id this server made: nobody can ask for it
+            archive = ids.archive(txn, host, user, fresh_archives)
+            conversation = ids.conversation(txn, archive, with_bare, fresh_conversations)
+            txn.execute("INSERT INTO mam_texts (seq, ts, people, refs, stanza, body)"
+                        " VALUES (?, ?, ?, 1, ?, ?)", (seq, ts, str(archive), stanza, body))
+            txn.execute("INSERT OR IGNORE INTO mam_entries (archive, ts, mac, conversation,"
+                        " with_resource, text) VALUES (?, ?, ?, ?, ?, ?)",
+                        (archive, ts, mac, conversation, with_resource, seq))
+            if fulltext_index:
+                txn.execute("INSERT INTO mam_search (rowid, people, body) VALUES (?, ?, ?)",
+                            (seq, str(archive), body))
+    return convert
 
 
 class SQLiteDialect:
@@ -79,16 +159,29 @@ class SQLiteDialect:
         self.fulltext = engine.supports_fts
 
     def migrations(self):
-        return (_TABLES, _SQLITE_FTS) if self.fulltext else (_TABLES,)
+        if self.fulltext:
+            return (_V1_TABLES, _V2_SQLITE_FTS, Migration(3, (
+                *_V3_TABLES, *_V3_SQLITE_FTS, _convert_v2_rows(True),
+                *_V3_DROP_OLD_FTS, *_V3_DROP_OLD)))
+        return (_V1_TABLES, Migration(3, (*_V3_TABLES, _convert_v2_rows(False), *_V3_DROP_OLD)))
 
-    def match(self, terms, user):
-        """A WHERE fragment (and its parameters) selecting rows of ``user`` whose body
-        matches (the caller's WHERE checks the owner exactly; FTS5 only narrows)."""
-        expression = "body : (" + fulltext.fts5_expression(terms) + ")"
-        owner = fulltext.tokens(user)
-        if owner:
-            expression = 'username : "' + " ".join(owner) + '" AND ' + expression
-        return "seq IN (SELECT rowid FROM mam_fts WHERE mam_fts MATCH ?)", [expression]
+    def match(self, terms, archive):
+        """A WHERE fragment (and its parameters) selecting entries whose text's body
+        matches, narrowed to texts the archive took (the caller checks the archive)."""
+        expression = f'people : "{archive}" AND body : (' + fulltext.fts5_expression(terms) + ")"
+        return "e.text IN (SELECT rowid FROM mam_search WHERE mam_search MATCH ?)", [expression]
+
+    def add_texts(self, txn, rows):
+        """Index new texts: rows of (seq, people, body)."""
+        if self.fulltext:
+            _insert_rows(txn, "INSERT INTO mam_search (rowid, people, body) VALUES ", 3, rows)
+
+    def remove_texts(self, txn, where, params):
+        """Take the texts ``where`` selects (a condition on mam_texts) out of the index."""
+        if self.fulltext:
+            txn.execute("INSERT INTO mam_search (mam_search, rowid, people, body)"
+                        f" SELECT 'delete', seq, people, body FROM mam_texts WHERE {where}",
+                        params)
 
 
 def dialect_for(engine):
@@ -97,109 +190,182 @@ def dialect_for(engine):
     raise NotImplementedError(f"the archive has no SQL dialect for {engine.name}")
 
 
+_MAC_START = -16             # an id ends with its MAC, 16 hex digits (stanza_id)
+_TWO_63, _TWO_64 = 1 << 63, 1 << 64
+
+#: Rows per INSERT statement (at most 6 parameters each, well under SQLite's 32766).
+ROWS_PER_INSERT = 500
+
+
+def _insert_rows(txn, insert, width, rows):
+    """``insert`` ("INSERT INTO t (...) VALUES ") for every row, several rows a statement."""
+    placeholder = "(" + ", ".join("?" * width) + ")"
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[start:start + ROWS_PER_INSERT]
+        txn.execute(insert + ", ".join([placeholder] * len(chunk)),
+                    list(chain.from_iterable(chunk)))
+
+
+class _Ids:
+    """The integer ids of archives and conversations, cached.
+
+    Only ids read back from the database go into the cache (an id inserted by a
+    transaction that is later rolled back must not outlive it): the transaction that
+    makes an id keeps it in its own ``fresh`` dict, the next one reads it once.
+    Used on the database thread only."""
+
+    MAX_CACHED = 200_000
+
+    def __init__(self):
+        self.archives = {}
+        self.conversations = {}
+
+    def _cache(self, cache, key, value):
+        if len(cache) >= self.MAX_CACHED:
+            cache.clear()
+        cache[key] = value
+
+    def find_archive(self, txn, host, user):
+        """The archive's id, or None when it has none yet."""
+        key = (host, user)
+        found = self.archives.get(key)
+        if found is None:
+            row = txn.execute("SELECT id FROM mam_archives WHERE host = ? AND username = ?",
+                              key).fetchone()
+            if row is None:
+                return None
+            found = row[0]
+            self._cache(self.archives, key, found)
+        return found
+
+    def archive(self, txn, host, user, fresh):
+        """The archive's id, made (and kept in ``fresh``, this transaction's) when it has none."""
+        key = (host, user)
+        found = fresh.get(key) or self.find_archive(txn, host, user)
+        if found is None:
+            found = fresh[key] = txn.execute(
+                "INSERT INTO mam_archives (host, username) VALUES (?, ?)", key).lastrowid
+        return found
+
+    def find_conversation(self, txn, archive, with_bare):
+        key = (archive, with_bare)
+        found = self.conversations.get(key)
+        if found is None:
+            row = txn.execute("SELECT id FROM mam_conversations WHERE archive = ?"
+                              " AND with_bare = ?", key).fetchone()
+            if row is None:
+                return None
+            found = row[0]
+            self._cache(self.conversations, key, found)
+        return found
+
+    def conversation(self, txn, archive, with_bare, fresh):
+        key = (archive, with_bare)
+        found = fresh.get(key) or self.find_conversation(txn, archive, with_bare)
+        if found is None:
+            found = fresh[key] = txn.execute(
+                "INSERT INTO mam_conversations (archive, with_bare) VALUES (?, ?)",
+                key).lastrowid
+        return found
+
+    def forget_archive(self, host, user, archive):
+        self.archives.pop((host, user), None)
+        for key in [k for k in self.conversations if k[0] == archive]:
+            del self.conversations[key]
+
+
+_SELECT_ITEMS = ("SELECT e.ts, e.mac, t.stanza FROM mam_entries e"
+                 " JOIN mam_texts t ON t.seq = e.text")
+
+
+def _item(row):
+    ts, mac, stanza = row
+    return Item(id_from(ts, mac), ts, stanza)
+
+
 @implementer(PageReader)
 class _Reader:
     """One archive, inside one transaction."""
 
-    def __init__(self, txn, dialect, host, user):
+    def __init__(self, txn, dialect, ids, archive):
         self._txn = txn
         self._dialect = dialect
-        self._owner = (host, user)
+        self._ids = ids
+        self._archive = archive      # the archive's integer id
 
     def resolve(self, archive_id):
-        ts = timestamp_of(archive_id)
-        if ts is None:
+        mac = mac_of(archive_id)
+        if mac is None:
             return None
+        ts = timestamp_of(archive_id)
         row = self._txn.execute(
-            "SELECT ts FROM mam_messages WHERE host = ? AND username = ? AND ts = ? AND id = ?",
-            self._owner + (ts, archive_id)).fetchone()
+            "SELECT ts FROM mam_entries WHERE archive = ? AND ts = ? AND mac = ?",
+            (self._archive, ts, mac)).fetchone()
         return None if row is None else row[0]
 
     def _where(self, archive_filter, lo, hi):
-        clauses = ["host = ?", "username = ?"]
-        params = list(self._owner)
+        """The WHERE clause and parameters, or None when nothing can match."""
+        clauses = ["e.archive = ?"]
+        params = [self._archive]
         if archive_filter.with_bare is not None:
-            clauses.append("with_bare = ?")
-            params.append(archive_filter.with_bare)
+            conversation = self._ids.find_conversation(self._txn, self._archive,
+                                                       archive_filter.with_bare)
+            if conversation is None:
+                return None
+            clauses.append("e.conversation = ?")
+            params.append(conversation)
             if archive_filter.with_resource is not None:
-                clauses.append("with_resource = ?")
+                clauses.append("e.with_resource = ?")
                 params.append(archive_filter.with_resource)
         if lo is not None:
-            clauses.append("ts >= ?")
+            clauses.append("e.ts >= ?")
             params.append(lo)
         if hi is not None:
-            clauses.append("ts <= ?")
+            clauses.append("e.ts <= ?")
             params.append(hi)
         if archive_filter.ids:
-            clauses.append("id IN (" + ", ".join("?" * len(archive_filter.ids)) + ")")
-            params.extend(archive_filter.ids)
+            wanted = []
+            for archive_id in archive_filter.ids:
+                wanted.append("(e.ts = ? AND e.mac = ?)")
+                params += (timestamp_of(archive_id), mac_of(archive_id))
+            clauses.append("(" + " OR ".join(wanted) + ")")
         if archive_filter.fulltext is not None:
-            clause, match_params = self._dialect.match(archive_filter.fulltext, self._owner[1])
+            clause, match_params = self._dialect.match(archive_filter.fulltext, self._archive)
             clauses.append(clause)
             params.extend(match_params)
         return " AND ".join(clauses), params
 
     def rows(self, archive_filter, lo, hi, descending, limit, offset):
-        where, params = self._where(archive_filter, lo, hi)
+        where = self._where(archive_filter, lo, hi)
+        if where is None:
+            return []
+        clause, params = where
         order = "DESC" if descending else "ASC"
-        rows = self._txn.execute(
-            f"SELECT id, ts, stanza FROM mam_messages WHERE {where} ORDER BY ts {order}"
-            " LIMIT ? OFFSET ?", params + [limit, offset]).fetchall()
-        return [Item(*row) for row in rows]
+        rows = self._txn.execute(f"{_SELECT_ITEMS} WHERE {clause} ORDER BY e.ts {order}"
+                                 " LIMIT ? OFFSET ?", params + [limit, offset]).fetchall()
+        return [_item(row) for row in rows]
 
     def count(self, archive_filter, lo, hi):
-        where, params = self._where(archive_filter, lo, hi)
-        return self._txn.execute(f"SELECT COUNT(*) FROM mam_messages WHERE {where}",
+        where = self._where(archive_filter, lo, hi)
+        if where is None:
+            return 0
+        clause, params = where
+        return self._txn.execute(f"SELECT COUNT(*) FROM mam_entries e WHERE {clause}",
                                  params).fetchone()[0]
 
 
-#: Rows per INSERT statement (8 parameters each, well under SQLite's limit of 32766).
-ROWS_PER_INSERT = 100
-_INSERT = ("INSERT INTO mam_messages (host, username, id, ts, with_bare, with_resource, stanza,"
-           " body) VALUES ")
-_ROW = "(?, ?, ?, ?, ?, ?, ?, ?)"
+@implementer(PageReader)
+class _EmptyReader:
+    """An archive nothing was ever written to."""
 
+    def resolve(self, archive_id):
+        return None
 
-def _insert(txn, entries):
-    for start in range(0, len(entries), ROWS_PER_INSERT):
-        chunk = entries[start:start + ROWS_PER_INSERT]
-        params = []
-        for e in chunk:
-            params += (e.host, e.user, e.id, e.ts, e.with_bare, e.with_resource, e.stanza, e.body)
-        txn.execute(_INSERT + ", ".join([_ROW] * len(chunk)), params)
+    def rows(self, archive_filter, lo, hi, descending, limit, offset):
+        return []
 
-
-def _end_item(txn, host, user, order):
-    row = txn.execute(
-        f"SELECT id, ts, stanza FROM mam_messages WHERE host = ? AND username = ?"
-        f" ORDER BY ts {order} LIMIT 1", (host, user)).fetchone()
-    return None if row is None else Item(*row)
-
-
-def _metadata(txn, host, user):
-    return _end_item(txn, host, user, "ASC"), _end_item(txn, host, user, "DESC")
-
-
-def _delete_older(txn, older_than, batch):
-    """Among the ``batch`` oldest rows (by seq), delete those older than the cutoff."""
-    rows = txn.execute("SELECT seq FROM mam_messages ORDER BY seq LIMIT ?", (batch,)).fetchall()
-    if not rows:
+    def count(self, archive_filter, lo, hi):
         return 0
-    txn.execute("DELETE FROM mam_messages WHERE seq <= ? AND ts < ?", (rows[-1][0], older_than))
-    return txn.rowcount
-
-
-def _over_quota(txn, keep):
-    return txn.execute(
-        "SELECT host, username, COUNT(*) FROM mam_messages GROUP BY host, username"
-        " HAVING COUNT(*) > ?", (keep,)).fetchall()
-
-
-def _delete_oldest(txn, host, user, n):
-    txn.execute(
-        "DELETE FROM mam_messages WHERE seq IN (SELECT seq FROM mam_messages"
-        " WHERE host = ? AND username = ? ORDER BY ts LIMIT ?)", (host, user, n))
-    return txn.rowcount
 
 
 def _load_prefs(txn):
@@ -224,55 +390,165 @@ class SQLArchiveStore:
     def __init__(self, database, fulltext=True):
         self._db = database
         self._dialect = dialect_for(database.engine)
+        self._ids = _Ids()
         self.supports_fulltext = fulltext and self._dialect.fulltext
 
     def setup(self):
         return apply_migrations(self._db, COMPONENT, self._dialect.migrations())
 
+    # -- writing -------------------------------------------------------------------------
+
     def append(self, entries):
-        return self._db.runInteraction("mam: archive messages", _insert, list(entries))
+        return self._db.runInteraction("mam: archive messages", self._append, list(entries))
+
+    def _append(self, txn, entries):
+        ids = self._ids
+        cached_archives, cached_conversations = ids.archives, ids.conversations
+        fresh_archives, fresh_conversations = {}, {}
+        texts = {}          # (ts, stanza) -> [seq, people, body]
+        entry_rows = []
+        next_seq = txn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM mam_texts").fetchone()[0]
+        for host, user, archive_id, ts, with_bare, with_resource, stanza, body in entries:
+            archive = (cached_archives.get((host, user))
+                       or ids.archive(txn, host, user, fresh_archives))
+            conversation = (cached_conversations.get((archive, with_bare))
+                            or ids.conversation(txn, archive, with_bare, fresh_conversations))
+            text = texts.get((ts, stanza))
+            if text is None:
+                text = texts[(ts, stanza)] = [next_seq, [], body]
+                next_seq += 1
+            text[1].append(archive)
+            mac = int(archive_id[_MAC_START:], 16)      # ids come from stanza_id.IdMaker
+            entry_rows.append((archive, ts, mac - _TWO_64 if mac >= _TWO_63 else mac,
+                               conversation, with_resource, text[0]))
+        text_rows, index_rows = [], []
+        for (ts, stanza), (seq, people, body) in texts.items():
+            names = " ".join(map(str, people))
+            text_rows.append((seq, ts, names, len(people), stanza, body))
+            index_rows.append((seq, names, body))
+        _insert_rows(txn, "INSERT INTO mam_texts (seq, ts, people, refs, stanza, body) VALUES ",
+                     6, text_rows)
+        _insert_rows(txn, "INSERT INTO mam_entries (archive, ts, mac, conversation,"
+                     " with_resource, text) VALUES ", 6, entry_rows)
+        self._dialect.add_texts(txn, index_rows)
+
+    def _release_texts(self, txn, selected, params):
+        """Entries are about to be deleted: ``selected`` (SQL selecting their text seqs)
+        loses one reference each, and texts nobody refers to any more are deleted."""
+        txn.execute(f"UPDATE mam_texts SET refs = refs - 1 WHERE seq IN ({selected})", params)
+        where = f"refs <= 0 AND seq IN ({selected})"
+        self._dialect.remove_texts(txn, where, params)
+        txn.execute(f"DELETE FROM mam_texts WHERE {where}", params)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _reader(self, txn, host, user):
+        archive = self._ids.find_archive(txn, host, user)
+        if archive is None:
+            return _EmptyReader()
+        return _Reader(txn, self._dialect, self._ids, archive)
 
     def query(self, host, user, archive_filter, page_request):
         def query(txn):
-            return read_page(_Reader(txn, self._dialect, host, user), archive_filter, page_request)
+            return read_page(self._reader(txn, host, user), archive_filter, page_request)
 
         return self._db.runInteraction("mam: query", query)
 
     def metadata(self, host, user):
-        return self._db.runInteraction("mam: metadata", _metadata, host, user)
+        def metadata(txn):
+            archive = self._ids.find_archive(txn, host, user)
+            if archive is None:
+                return None, None
+            return tuple(self._end_item(txn, archive, order) for order in ("ASC", "DESC"))
+
+        return self._db.runInteraction("mam: metadata", metadata)
+
+    @staticmethod
+    def _end_item(txn, archive, order):
+        row = txn.execute(f"{_SELECT_ITEMS} WHERE e.archive = ? ORDER BY e.ts {order} LIMIT 1",
+                          (archive,)).fetchone()
+        return None if row is None else _item(row)
 
     def last_timestamp(self):
         return self._db.runInteraction(
             "mam: newest timestamp",
-            lambda txn: txn.execute("SELECT MAX(ts) FROM mam_messages").fetchone()[0])
+            lambda txn: txn.execute("SELECT MAX(ts) FROM mam_texts").fetchone()[0])
+
+    # -- deleting ------------------------------------------------------------------------
 
     def delete_archive(self, txn, host, user):
-        txn.execute("DELETE FROM mam_messages WHERE host = ? AND username = ?", (host, user))
         txn.execute("DELETE FROM mam_prefs WHERE host = ? AND username = ?", (host, user))
+        archive = self._ids.find_archive(txn, host, user)
+        if archive is None:
+            return
+        self._release_texts(txn, "SELECT text FROM mam_entries WHERE archive = ?", (archive,))
+        txn.execute("DELETE FROM mam_entries WHERE archive = ?", (archive,))
+        txn.execute("DELETE FROM mam_conversations WHERE archive = ?", (archive,))
+        txn.execute("DELETE FROM mam_archives WHERE id = ?", (archive,))
+        self._ids.forget_archive(host, user, archive)
+
+    def _delete_older(self, txn, older_than, batch):
+        """Among the ``batch`` oldest texts (by seq), delete those older than the cutoff
+        and their entries (every entry of a text has the text's ts); returns how many
+        entries and how many texts went."""
+        rows = txn.execute("SELECT seq, ts, people FROM mam_texts ORDER BY seq LIMIT ?",
+                           (batch,)).fetchall()
+        old = [(int(archive), ts, seq) for seq, ts, people in rows if ts < older_than
+               for archive in people.split()]
+        if not old:
+            return 0, 0
+        deleted = 0
+        for start in range(0, len(old), ROWS_PER_INSERT):
+            chunk = old[start:start + ROWS_PER_INSERT]
+            txn.execute("DELETE FROM mam_entries WHERE "
+                        + " OR ".join(["(archive = ? AND ts = ? AND text = ?)"] * len(chunk)),
+                        [value for row in chunk for value in row])
+            deleted += txn.rowcount
+        where = "seq <= ? AND ts < ?"
+        params = (rows[-1][0], older_than)
+        self._dialect.remove_texts(txn, where, params)
+        txn.execute(f"DELETE FROM mam_texts WHERE {where}", params)
+        return deleted, txn.rowcount
+
+    def _delete_oldest(self, txn, archive, n):
+        selected = ("SELECT text FROM mam_entries WHERE archive = ? AND ts <= ("
+                    "SELECT ts FROM mam_entries WHERE archive = ? ORDER BY ts LIMIT 1 OFFSET ?)")
+        params = (archive, archive, n - 1)
+        self._release_texts(txn, selected, params)
+        txn.execute("DELETE FROM mam_entries WHERE archive = ? AND ts <= ("
+                    "SELECT ts FROM mam_entries WHERE archive = ? ORDER BY ts LIMIT 1 OFFSET ?)",
+                    params)
+        return txn.rowcount
 
     @defer.inlineCallbacks
     def expire(self, older_than, keep_per_user, batch):
         deleted = 0
         if older_than is not None:
             while True:
-                n = yield self._db.runInteraction("mam: expire old messages", _delete_older,
-                                                  older_than, batch)
-                deleted += n
-                if n == 0:
+                entries, texts = yield self._db.runInteraction(
+                    "mam: expire old messages", self._delete_older, older_than, batch)
+                deleted += entries
+                if texts == 0:
                     break
         if keep_per_user is not None:
-            over = yield self._db.runInteraction("mam: archives over quota", _over_quota,
-                                                 keep_per_user)
-            for host, user, count in over:
+            over = yield self._db.runInteraction(
+                "mam: archives over quota",
+                lambda txn: txn.execute(
+                    "SELECT archive, COUNT(*) FROM mam_entries GROUP BY archive"
+                    " HAVING COUNT(*) > ?", (keep_per_user,)).fetchall())
+            for archive, count in over:
                 excess = count - keep_per_user
                 while excess > 0:
-                    n = yield self._db.runInteraction("mam: expire over quota", _delete_oldest,
-                                                      host, user, min(excess, batch))
+                    n = yield self._db.runInteraction("mam: expire over quota",
+                                                      self._delete_oldest, archive,
+                                                      min(excess, batch))
                     if n == 0:
                         break
                     excess -= n
                     deleted += n
         return deleted
+
+    # -- preferences ---------------------------------------------------------------------
 
     def load_prefs(self):
         return self._db.runInteraction("mam: load preferences", _load_prefs)

@@ -61,15 +61,30 @@ def timestamp_of(archive_id):
     return int(archive_id[:_TS_DIGITS], 16)
 
 
+def mac_of(archive_id):
+    """The MAC an archive id carries as a signed 64-bit integer (what SQL stores), or None
+    when it is not shaped like an id."""
+    if timestamp_of(archive_id) is None:
+        return None
+    mac = int(archive_id[_TS_DIGITS:], 16)
+    return mac - (1 << 64) if mac >= 1 << 63 else mac
+
+
+def id_from(ts, mac):
+    """The archive id made of a timestamp and a MAC as ``mac_of`` gives it."""
+    return f"{ts:0{_TS_DIGITS}x}{mac & 0xFFFF_FFFF_FFFF_FFFF:0{2 * _MAC_BYTES}x}"
+
+
 class IdMaker:
     """Makes and checks archive ids under one secret key."""
 
     def __init__(self, key):
-        self._key = key
+        self._keyed = hashlib.blake2b(key=key, digest_size=_MAC_BYTES)   # copied per MAC
 
     def _mac(self, archive, ts):
-        return hashlib.blake2b(f"{archive}\0{ts}".encode("utf-8"), key=self._key,
-                               digest_size=_MAC_BYTES).hexdigest()
+        mac = self._keyed.copy()
+        mac.update(f"{archive}\0{ts}".encode("utf-8"))
+        return mac.hexdigest()
 
     def make(self, archive, ts):
         """The id of the message at ``ts`` in the archive of ``archive`` (a bare JID text)."""

@@ -16,6 +16,7 @@ The paging algorithm (RSM, XEP-0059, over a filtered archive) is written once, i
 """
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from zope.interface import Attribute, Interface
 
@@ -29,9 +30,8 @@ class UnknownArchiveId(Exception):
         self.archive_id = archive_id
 
 
-@dataclass(frozen=True, slots=True)
-class ArchiveEntry:
-    """One archived message as written."""
+class ArchiveEntry(NamedTuple):
+    """One archived message as written (a named tuple: two are made per message routed)."""
 
     host: str
     user: str

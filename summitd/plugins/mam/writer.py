@@ -2,12 +2,16 @@
 
 Routing a message must not wait for the database, and one transaction per message
 would make the single database thread the bottleneck: a transaction's fixed cost
-(thread hand-offs, WAL commit, fsync) is larger than a row's. So entries are queued
-and written together: an idle writer waits ``delay`` seconds (20 ms by default) for
-company before it writes, and while a batch is being written newcomers wait and go
-in the next one (at most ``max_batch`` per transaction), so batches grow with the
-load. Nobody waits for the delay in practice: delivery does not, and a query
-flushes the queue first.
+(thread hand-offs, WAL commit, fsync) is larger than a row's, and a small batch
+dirties nearly one B-tree page per entry. So entries are queued and written
+together, at most one batch every ``delay`` seconds: an idle writer waits ``delay``
+for company before it writes, and entries arriving while a batch is written wait
+until ``delay`` has passed since that batch started (or until ``max_batch`` are
+queued). Batches grow with the load instead of the commit rate: writing back to
+back as soon as the previous batch is done settles on small batches that keep the
+database thread busy at several times the cost per message. Nobody waits for the
+delay in practice: delivery does not, and a query flushes the queue first; only
+stream management's acknowledgements wait for the write.
 
 The queue is bounded (``max_queued``): archiving an entry costs the database thread
 several times what routing the message costs the reactor, and a server routing
@@ -35,6 +39,7 @@ class ArchiveWriter:
         self._context = context
         self._delay = delay
         self._timer = None
+        self._last_submit = None     # when the newest batch was submitted (clock seconds)
         self._max_batch = max_batch
         self._max_queued = max_queued
         self._deleted = set()        # accounts deleted while their entries were queued
@@ -66,6 +71,8 @@ class ArchiveWriter:
                 self._timer = self._context.call_later(self._delay, self._timer_fired)
             else:
                 self._submit()
+        elif len(self._queue) >= self._max_batch and self._submitted == 0:
+            self._submit()
         return done
 
     def _timer_fired(self):
@@ -95,6 +102,7 @@ class ArchiveWriter:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._last_submit = self._context.clock.seconds()
         batch, self._queue = self._queue[:self._max_batch], self._queue[self._max_batch:]
         if self._deleted:
             batch = [e for e in batch if (e.host, e.user) not in self._deleted]
@@ -143,7 +151,11 @@ class ArchiveWriter:
         if self._submitted:
             return
         if self._queue:
-            self._submit()
+            wait = self._last_submit + self._delay - self._context.clock.seconds()
+            if wait <= 0 or len(self._queue) >= self._max_batch or self._idle_waiters:
+                self._submit()
+            elif self._timer is None:
+                self._timer = self._context.call_later(wait, self._timer_fired)
             return
         waiters, self._idle_waiters = self._idle_waiters, []
         for waiter in waiters:
