@@ -15,6 +15,7 @@ from twisted.logger import Logger
 from summitd.accounts import AccountManager
 from summitd.core import events
 from summitd.core.durability import WriteTracker
+from summitd.core.intake import ClientIntake
 from summitd.core.hooks import Hooks
 from summitd.core.ratelimit import RateLimiter
 from summitd.core.router import Router
@@ -43,6 +44,7 @@ class SummitServer:
             self.accounts, self.hooks, self.router.hosts, config.auth.scram_iterations)
         self.providers = {}
         self.writes = WriteTracker()
+        self.intake = ClientIntake()
         self.extensions = ExtensionManager(self, extensions)
         self.tls_context = None
         self._secret = secret

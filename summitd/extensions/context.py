@@ -32,6 +32,7 @@ class ExtensionContext:
         self.database = server.database
         self.accounts = server.account_manager
         self._undo = []
+        self._holds = set()     # hold_client_intake reasons (released when the extension stops)
         self._calls = []        # call_later's calls; those that fired or were cancelled are pruned
         self._calls_limit = 64
 
@@ -93,6 +94,16 @@ class ExtensionContext:
         """A Deferred firing when every tracked write in flight now has finished."""
         return self._server.writes.barrier()
 
+    def hold_client_intake(self, reason):
+        key = (self.name, reason)
+        self._holds.add(key)
+        self._server.intake.hold(key)
+
+    def release_client_intake(self, reason):
+        key = (self.name, reason)
+        self._holds.discard(key)
+        self._server.intake.release(key)
+
     def all_sessions(self):
         return self._server.router.all_sessions()
 
@@ -153,6 +164,9 @@ class ExtensionContext:
 
     def close(self):
         """Undo every registration, newest first."""
+        holds, self._holds = self._holds, set()
+        for key in holds:
+            self._server.intake.release(key)
         calls, self._calls = self._calls, []
         for call in calls:
             if call.active():

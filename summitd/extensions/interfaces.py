@@ -95,6 +95,14 @@ class IExtensionContext(Interface):
     def write_barrier():
         """A Deferred firing when every tracked write in flight now has finished."""
 
+    def hold_client_intake(reason):
+        """Stop reading from client connections (``summitd.core.intake``) until
+        ``release_client_intake(reason)`` or the extension stops: for work queued behind
+        routing that falls too far behind."""
+
+    def release_client_intake(reason):
+        """Release a hold; reading resumes once no hold remains."""
+
     def all_sessions():
         """Every bound session of the server (a list)."""
 

@@ -235,6 +235,14 @@ class FakeContext:
     def call_later(self, delay, fn, *args):
         return self.clock.callLater(delay, fn, *args)
 
+    held = False
+
+    def hold_client_intake(self, reason):
+        self.held = True
+
+    def release_client_intake(self, reason):
+        self.held = False
+
 
 def some_entry(n):
     return ArchiveEntry("localhost", "alice", f"id{n}", n, "bob@localhost", "", "<message/>", "")
@@ -421,3 +429,49 @@ class WriterPacingTests(unittest.TestCase):
         writer.add(some_entry(1))
         writer.flush()
         self.assertEqual([len(batch) for batch, _ in pending], [1, 1])
+
+
+class WriterIntakeTests(unittest.TestCase):
+    """Half the queue bound waiting: the client intake is held until a tenth are left; not
+    while the database fails (retries), when the bound drops entries instead."""
+
+    def setUp(self):
+        from twisted.internet import task
+        self.context = FakeContext(task.Clock())
+
+    slow_writer = WriterTests.slow_writer
+
+    def test_holds_and_releases(self):
+        writer, pending = self.slow_writer(max_queued=20, max_batch=4)
+        for i in range(9):
+            writer.add(some_entry(i))
+        self.assertFalse(self.context.held)          # 1 written, 8 queued
+        writer.add(some_entry(9))
+        writer.add(some_entry(10))
+        self.assertTrue(self.context.held)           # 10 queued: half of 20
+        for _ in range(2):
+            pending[-1][1].callback(None)
+        self.assertTrue(self.context.held)           # 6 were waiting: more than a tenth
+        pending[-1][1].callback(None)
+        self.assertFalse(self.context.held)          # 2 were waiting: a tenth
+        self.assertEqual(sum(len(batch) for batch, _ in pending), 11)
+
+    def test_failing_database_releases(self):
+        writer, pending = self.slow_writer(max_queued=4)
+        for i in range(3):
+            writer.add(some_entry(i))
+        self.assertTrue(self.context.held)
+        pending[0][1].errback(RuntimeError("disk full"))
+        self.assertFalse(self.context.held)
+        for i in range(3, 10):
+            writer.add(some_entry(i))
+        self.assertFalse(self.context.held)
+        self.flushLoggedErrors(RuntimeError)
+
+    def test_drain_releases(self):
+        writer, pending = self.slow_writer(max_queued=4)
+        for i in range(3):
+            writer.add(some_entry(i))
+        self.assertTrue(self.context.held)
+        writer.drain()
+        self.assertFalse(self.context.held)

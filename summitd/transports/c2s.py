@@ -84,6 +84,7 @@ class ClientStream(protocol.Protocol):
         self._new_parser()
         self._handshake_timer = self.clock.callLater(self.config.handshake_timeout, self._handshake_expired)
         self._schedule_timer()
+        self.server.intake.connected(self)
         self.log.info("c2s connection from {peer}{tls}", peer=self.peer,
                       tls=" (direct TLS)" if self.secure else "")
 
@@ -97,6 +98,7 @@ class ClientStream(protocol.Protocol):
 
     def connectionLost(self, reason=protocol.connectionDone):
         self.state = "closed"
+        self.server.intake.disconnected(self)
         self._cancel_timers()
         if self._parser is not None:
             self._parser.close()

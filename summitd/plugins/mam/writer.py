@@ -13,11 +13,14 @@ database thread busy at several times the cost per message. Nobody waits for the
 delay in practice: delivery does not, and a query flushes the queue first; only
 stream management's acknowledgements wait for the write.
 
-The queue is bounded (``max_queued``): archiving an entry costs the database thread
-several times what routing the message costs the reactor, and a server routing
-faster than its disk can archive for a long time must not grow without limit. Past
-the bound, messages are delivered but not archived, and a warning says how many
-(at most one per minute).
+The queue is bounded. Archiving an entry costs more than routing the message, so a
+server can route faster than its database archives; when half of ``max_queued``
+entries wait, the writer holds the client intake (``summitd.core.intake``: client
+connections stop reading, TCP slows the senders) until a tenth are left, so the
+archive keeps up with what the server accepts instead of losing entries. While
+batches wait for a retry (the database is failing) the intake is not held: past
+``max_queued``, messages are then delivered but not archived, and a warning says how
+many (at most one per minute).
 
 A failed batch is retried with growing delays, then given up and logged; while
 entries wait for a retry, query results may still change (``stable`` is False,
@@ -45,6 +48,10 @@ class ArchiveWriter:
         self._deleted = set()        # accounts deleted while their entries were queued
         self._dropped = 0
         self._warned_at = None
+        self._high_water = max(1, max_queued // 2)
+        self._low_water = max_queued // 10
+        self._holding = False        # the client intake, while too much is queued
+        self._held_warned_at = None
         self._queue = []
         self._queued_done = None     # fires when the batch holding the queue is settled
         self._submitted = 0          # batches the store is writing now
@@ -63,6 +70,8 @@ class ArchiveWriter:
             self._drop()
             return defer.succeed(None)
         self._queue.append(entry)
+        if len(self._queue) >= self._high_water and not self._holding and not self._waiting:
+            self._hold()
         if self._queued_done is None:
             self._queued_done = self._context.track_write(defer.Deferred())
         done = self._queued_done
@@ -87,6 +96,20 @@ class ArchiveWriter:
 
     def remember(self, host, user):
         self._deleted.discard((host, user))
+
+    def _hold(self):
+        self._holding = True
+        self._context.hold_client_intake("archive")
+        now = self._context.clock.seconds()
+        if self._held_warned_at is None or now - self._held_warned_at >= DROP_WARNING_INTERVAL:
+            self._context.log.info(
+                "the archive is behind: client input paused while {queued} messages wait for "
+                "the database (logged at most once a minute)", queued=len(self._queue))
+            self._held_warned_at = now
+
+    def _release(self):
+        self._holding = False
+        self._context.release_client_intake("archive")
 
     def _drop(self):
         self._dropped += 1
@@ -140,6 +163,8 @@ class ArchiveWriter:
                 "archiving {count} messages failed; retrying in {delay} s", failure,
                 count=len(batch), delay=RETRY_DELAYS[attempt])
             self._waiting += 1
+            if self._holding:
+                self._release()     # no progress to wait for: better unarchived than stuck
             self._context.call_later(RETRY_DELAYS[attempt], self._retry, batch, done, attempt + 1)
             return
         self._context.log.failure("archiving {count} messages failed for good; they are not "
@@ -148,6 +173,8 @@ class ArchiveWriter:
 
     def _finished(self):
         self._submitted -= 1
+        if self._holding and len(self._queue) <= self._low_water:
+            self._release()
         if self._submitted:
             return
         if self._queue:
@@ -165,6 +192,8 @@ class ArchiveWriter:
         """Flush, and fire when the store is writing nothing (extension stop; batches waiting
         for a retry are abandoned with the extension's timers)."""
         self.flush()
+        if self._holding:
+            self._release()
         if self._submitted == 0:
             return defer.succeed(None)
         waiter = defer.Deferred()
