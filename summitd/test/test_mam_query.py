@@ -3,9 +3,11 @@ directions, the errors, the query form and the metadata, on a whole server with 
 
 from twisted.trial import unittest
 
+from summitd.core.jid import parse_jid
 from summitd.core.rsm import NS_RSM
 from summitd.plugins.mam.query import FULLTEXT_FIELD, NS_MAM, format_datetime, parse_datetime
 from summitd.test.test_mam_helpers import MamHarness, child
+from summitd.testing import parse_xml
 
 SECOND = 1_000_000
 #: Both archives of a message get the same timestamp: the recipient's copy is not later.
@@ -126,9 +128,21 @@ class QueryTestCase(MamHarness, unittest.TestCase):
         older = self.query(self.alice, {FULLTEXT_FIELD: "message"}, max=3, before=found.rsm("first"))
         self.assertEqual(older.bodies, ["message 5", "message 6", "message 7"])
 
-    def test_include_groupchat_accepted(self):
-        """include-groupchat is understood (no groupchat is archived, so it changes nothing)."""
-        self.assertIsNone(self.query(self.alice, {"include-groupchat": "false"}).error)
+    def test_include_groupchat(self):
+        """A groupchat message in the archive (MIX-PAM puts channel messages there) is left
+        out with include-groupchat false, and in with true or without the field."""
+        self.tick()
+        mam = self.server.extensions.loaded["mam"][0]
+        stanza = parse_xml("<message xmlns='jabber:client' from='room@mix.localhost'"
+                           " to='alice@localhost' type='groupchat'><body>in the channel</body>"
+                           "</message>")
+        self.assertIsNotNone(mam.archive_received(stanza, parse_jid("alice@localhost")))
+        for value, expected in (("false", 11), ("0", 11), ("true", 12), (None, 12)):
+            fields = {"include-groupchat": value} if value is not None else None
+            answer = self.query(self.alice, fields, max=5, before="")
+            self.assertEqual(answer.rsm("count"), str(expected), value)
+        newest = self.query(self.alice, {"include-groupchat": "false"}, max=1, before="")
+        self.assertEqual(newest.bodies, ["hello from carol"])
 
     # -- errors --------------------------------------------------------------------------
 

@@ -292,6 +292,15 @@ class ArchiveStoreContract:
         self.assertEqual(ids(self.search("quota")), ["alice-4", "alice-5"])
         self.assertEqual(self.query(user="bob").count, 2)
 
+    def test_include_groupchat(self):
+        """Entries written as groupchat are left out when the filter excludes them."""
+        self.fill(n=3)
+        self.append(entry("alice", 4)._replace(groupchat=True))
+        self.assertEqual(self.query().count, 4)
+        self.assertEqual(ids(self.query(ArchiveFilter(include_groupchat=False))),
+                         ["alice-1", "alice-2", "alice-3"])
+        self.assertEqual(self.search("message", include_groupchat=False).count, 3)
+
     # -- preferences ----------------------------------------------------------------------
 
     def test_prefs_round_trip(self):
@@ -382,6 +391,9 @@ class SQLStoreTests(ArchiveStoreContract, unittest.TestCase):
         result_of(apply_migrations(database, "mam", (sql_store._V1_TABLES,
                                                      sql_store._V2_SQLITE_FTS)))
         old = [entry("alice", n, body=f"old message {n}") for n in (1, 2, 3)]
+        channel = entry("alice", 5, with_bare="room@mix.localhost", body="from a channel")
+        old.append(channel._replace(stanza=channel.stanza.replace(
+            "<message ", "<message type='groupchat' ")))
 
         def write_old(txn):
             for e in old:
@@ -394,7 +406,9 @@ class SQLStoreTests(ArchiveStoreContract, unittest.TestCase):
         self.store = SQLArchiveStore(database)
         self.database = database
         result_of(self.store.setup())
-        self.assertEqual(ids(self.query()), ["alice-1", "alice-2", "alice-3"])
+        self.assertEqual(ids(self.query()), ["alice-1", "alice-2", "alice-3", "alice-5"])
+        self.assertEqual(ids(self.query(ArchiveFilter(include_groupchat=False))),
+                         ["alice-1", "alice-2", "alice-3"])
         self.assertEqual(ids(self.search("old 2")), ["alice-2"])
         self.assertEqual(ids(self.query(ArchiveFilter(with_bare="bob@localhost"))),
                          ["alice-1", "alice-2", "alice-3"])
@@ -403,5 +417,5 @@ class SQLStoreTests(ArchiveStoreContract, unittest.TestCase):
             "SELECT name FROM sqlite_master WHERE name LIKE 'mam_messages%'"
             " OR name LIKE 'mam_fts%'").fetchall()))
         self.assertEqual(tables, [])
-        self.append(entry("alice", 4))
-        self.assertEqual(self.query().count, 4)
+        self.append(entry("alice", 6))
+        self.assertEqual(self.query().count, 5)

@@ -23,11 +23,13 @@ class FeatureTests(PamCase, unittest.TestCase):
     extensions = MixCase.extensions + ("disco",)
 
     def test_features(self):
-        """The account advertises urn:xmpp:mix:pam:2 and #archive (the archive is on)."""
+        """The account advertises urn:xmpp:mix:pam:2 and #archive (the archive is on), and
+        that its archive holds groupchat messages (XEP-0313 §8)."""
         info = self.iq(self.alice, "<query xmlns='http://jabber.org/protocol/disco#info'/>", "get",
                        to="alice@localhost")
         features = {f["var"] for f in info.firstChildElement().elements() if f.name == "feature"}
-        self.assertTrue({PAM, PAM + "#archive"} <= features)
+        self.assertTrue({PAM, PAM + "#archive", "urn:xmpp:mam:2#groupchat-available",
+                         "urn:xmpp:mam:2#groupchat-field"} <= features, features)
 
 
 class PamTests(PamCase, unittest.TestCase):

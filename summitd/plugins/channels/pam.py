@@ -55,6 +55,8 @@ from summitd.plugins.roster import NS_ROSTER, SESSION_KEY as ROSTER_SESSION, ite
 from summitd.plugins.roster_store import IRoster, RosterItem
 from summitd.storage.schema import Migration
 
+NS_MAM_GROUPCHAT_AVAILABLE = "urn:xmpp:mam:2#groupchat-available"     # XEP-0313 §8
+
 NS_PAM = "urn:xmpp:mix:pam:2"
 NS_MIX_ROSTER = "urn:xmpp:mix:roster:0"
 NS_CORE = "urn:xmpp:mix:core:1"
@@ -174,7 +176,10 @@ class Pam(Extension):
             return None
 
     def _archive_feature(self, jid):
-        return (NS_PAM + "#archive",) if self._archive() is not None else None
+        if self._archive() is None:
+            return None
+        # The channels' messages go into the user's archive: it holds groupchat messages.
+        return (NS_PAM + "#archive", NS_MAM_GROUPCHAT_AVAILABLE)
 
     # -- the user's channels -------------------------------------------------------------------
 

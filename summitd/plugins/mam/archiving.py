@@ -255,7 +255,8 @@ class Archiver:
             stored = state.stored = (stored_xml(stanza, plan.stamp), body_text(stanza))
         owner, contact = plan.owner, plan.contact
         entry = ArchiveEntry(owner.host, owner.user, plan.id, plan.ts, contact.userhost(),
-                             contact.resource or "", *stored)
+                             contact.resource or "", *stored,
+                             stanza.getAttribute("type") == "groupchat")
         if plan.decision is True and self._exists_now(owner):
             self._writer.add(entry)
             return

@@ -61,6 +61,8 @@ class _Reader:
                 continue
             if ids and entry.id not in ids:
                 continue
+            if entry.groupchat and not archive_filter.include_groupchat:
+                continue
             if archive_filter.fulltext is not None and not fulltext.matches(
                     archive_filter.fulltext, self._tokens(entry)):
                 continue

@@ -153,7 +153,7 @@ def _parse_filter(values, limits):
         with_bare=with_bare, with_resource=with_resource,
         start=_time(values, "start"), end=_time(values, "end"),
         after_id=_single(values, "after-id"), before_id=_single(values, "before-id"),
-        ids=ids, fulltext=terms)
+        ids=ids, fulltext=terms, include_groupchat=groupchat not in ("false", "0"))
 
 
 def parse_query(query, limits):

@@ -11,7 +11,7 @@ per message), so the layout is shaped by what one entry costs the database threa
   (``WITHOUT ROWID``: the table is its own index), with integers instead of names:
   the archive, the conversation (the archive's contact), the id's MAC (an id is its
   ``ts`` in hex plus a MAC, ``stanza_id``; the store keeps the MAC as an integer and
-  rebuilds the id), and the text. The second index is (conversation, ts), for
+  rebuilds the id), the text, and whether it is a groupchat message. The second index is (conversation, ts), for
   queries ``with`` a contact.
 * ``mam_archives`` and ``mam_conversations`` give archives and (archive, contact)
   pairs their integer ids, cached on the database thread.
@@ -108,6 +108,7 @@ _V3_TABLES = (
     " conversation INTEGER NOT NULL,"
     " with_resource TEXT NOT NULL,"
     " text INTEGER NOT NULL,"
+    " groupchat INTEGER NOT NULL,"
     " PRIMARY KEY (archive, ts)"
     ") WITHOUT ROWID",
     "CREATE INDEX mam_entries_conversation ON mam_entries (conversation, ts)",
@@ -144,12 +145,19 @@ def _convert_v2_rows(fulltext_index):
             txn.execute("INSERT INTO mam_texts (seq, ts, people, refs, stanza, body)"
                         " VALUES (?, ?, ?, 1, ?, ?)", (seq, ts, str(archive), stanza, body))
             txn.execute("INSERT OR IGNORE INTO mam_entries (archive, ts, mac, conversation,"
-                        " with_resource, text) VALUES (?, ?, ?, ?, ?, ?)",
-                        (archive, ts, mac, conversation, with_resource, seq))
+                        " with_resource, text, groupchat) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (archive, ts, mac, conversation, with_resource, seq,
+                         int(_is_groupchat(stanza))))
             if fulltext_index:
                 txn.execute("INSERT INTO mam_search (rowid, people, body) VALUES (?, ?, ?)",
                             (seq, str(archive), body))
     return convert
+
+
+def _is_groupchat(stanza):
+    """Whether stored XML (serialised by summitd.core.xmlwriter) is a groupchat message."""
+    start = stanza[:stanza.find(">")]
+    return " type='groupchat'" in start or ' type="groupchat"' in start
 
 
 class SQLiteDialect:
@@ -193,7 +201,7 @@ def dialect_for(engine):
 _MAC_START = -16             # an id ends with its MAC, 16 hex digits (stanza_id)
 _TWO_63, _TWO_64 = 1 << 63, 1 << 64
 
-#: Rows per INSERT statement (at most 6 parameters each, well under SQLite's 32766).
+#: Rows per INSERT statement (at most 7 parameters each, well under SQLite's 32766).
 ROWS_PER_INSERT = 500
 
 
@@ -323,6 +331,8 @@ class _Reader:
         if hi is not None:
             clauses.append("e.ts <= ?")
             params.append(hi)
+        if not archive_filter.include_groupchat:
+            clauses.append("e.groupchat = 0")
         if archive_filter.ids:
             wanted = []
             for archive_id in archive_filter.ids:
@@ -408,7 +418,8 @@ class SQLArchiveStore:
         texts = {}          # (ts, stanza) -> [seq, people, body]
         entry_rows = []
         next_seq = txn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM mam_texts").fetchone()[0]
-        for host, user, archive_id, ts, with_bare, with_resource, stanza, body in entries:
+        for host, user, archive_id, ts, with_bare, with_resource, stanza, body, groupchat \
+                in entries:
             archive = (cached_archives.get((host, user))
                        or ids.archive(txn, host, user, fresh_archives))
             conversation = (cached_conversations.get((archive, with_bare))
@@ -420,7 +431,7 @@ class SQLArchiveStore:
             text[1].append(archive)
             mac = int(archive_id[_MAC_START:], 16)      # ids come from stanza_id.IdMaker
             entry_rows.append((archive, ts, mac - _TWO_64 if mac >= _TWO_63 else mac,
-                               conversation, with_resource, text[0]))
+                               conversation, with_resource, text[0], int(groupchat)))
         text_rows, index_rows = [], []
         for (ts, stanza), (seq, people, body) in texts.items():
             names = " ".join(map(str, people))
@@ -429,7 +440,7 @@ class SQLArchiveStore:
         _insert_rows(txn, "INSERT INTO mam_texts (seq, ts, people, refs, stanza, body) VALUES ",
                      6, text_rows)
         _insert_rows(txn, "INSERT INTO mam_entries (archive, ts, mac, conversation,"
-                     " with_resource, text) VALUES ", 6, entry_rows)
+                     " with_resource, text, groupchat) VALUES ", 7, entry_rows)
         self._dialect.add_texts(txn, index_rows)
 
     def _release_texts(self, txn, selected, params):

@@ -41,6 +41,7 @@ class ArchiveEntry(NamedTuple):
     with_resource: str   # its resource, '' when none
     stanza: str          # the message as XML text, with xmlns='jabber:client'
     body: str            # the text full-text search indexes ('' for none)
+    groupchat: bool = False  # a groupchat message (MIX-PAM), for 'include-groupchat'
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,7 @@ class ArchiveFilter:
     before_id: str | None = None
     ids: tuple = ()
     fulltext: tuple | None = None
+    include_groupchat: bool = True      # False: leave out entries written with groupchat=True
 
 
 @dataclass(frozen=True)
