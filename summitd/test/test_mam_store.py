@@ -403,6 +403,8 @@ class SQLStoreTests(ArchiveStoreContract, unittest.TestCase):
                              e.body))
 
         result_of(database.runInteraction("old rows", write_old))
+        self.patch(sql_store, "_convert_v2_rows",
+                   lambda index, convert=sql_store._convert_v2_rows: convert(index, chunk=3))
         self.store = SQLArchiveStore(database)
         self.database = database
         result_of(self.store.setup())

@@ -129,28 +129,38 @@ _V3_DROP_OLD_FTS = (
 )
 
 
-def _convert_v2_rows(fulltext_index):
-    """A migration step: every row of the first layout becomes a text and an entry."""
+def _convert_v2_rows(fulltext_index, chunk=10_000):
+    """A migration step: every row of the first layout becomes a text and an entry (read
+    ``chunk`` rows at a time, so a large archive is not held in memory at once)."""
     def convert(txn):
-        rows = txn.execute(
-            "SELECT seq, host, username, id, ts, with_bare, with_resource, stanza, body"
-            " FROM mam_messages ORDER BY seq").fetchall()
         ids, fresh_archives, fresh_conversations = _Ids(), {}, {}
-        for seq, host, user, archive_id, ts, with_bare, with_resource, stanza, body in rows:
-            mac = mac_of(archive_id)
-            if mac is None:
-                continue    # not an id this server made: nobody can ask for it
-            archive = ids.archive(txn, host, user, fresh_archives)
-            conversation = ids.conversation(txn, archive, with_bare, fresh_conversations)
-            txn.execute("INSERT INTO mam_texts (seq, ts, people, refs, stanza, body)"
-                        " VALUES (?, ?, ?, 1, ?, ?)", (seq, ts, str(archive), stanza, body))
-            txn.execute("INSERT OR IGNORE INTO mam_entries (archive, ts, mac, conversation,"
-                        " with_resource, text, groupchat) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (archive, ts, mac, conversation, with_resource, seq,
-                         int(_is_groupchat(stanza))))
+        last = 0
+        while True:
+            rows = txn.execute(
+                "SELECT seq, host, username, id, ts, with_bare, with_resource, stanza, body"
+                " FROM mam_messages WHERE seq > ? ORDER BY seq LIMIT ?", (last, chunk)).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            texts, entries, index = [], [], []
+            for seq, host, user, archive_id, ts, with_bare, with_resource, stanza, body in rows:
+                mac = mac_of(archive_id)
+                if mac is None:
+                    continue    # not an id this server made: nobody can ask for it
+                archive = ids.archive(txn, host, user, fresh_archives)
+                conversation = ids.conversation(txn, archive, with_bare, fresh_conversations)
+                texts.append((seq, ts, str(archive), 1, stanza, body))
+                entries.append((archive, ts, mac, conversation, with_resource, seq,
+                                int(_is_groupchat(stanza))))
+                index.append((seq, str(archive), body))
+            _insert_rows(txn, "INSERT INTO mam_texts (seq, ts, people, refs, stanza, body)"
+                         " VALUES ", 6, texts)
+            # The old layout did not forbid two rows with one (archive, ts): the last wins.
+            _insert_rows(txn, "INSERT OR REPLACE INTO mam_entries (archive, ts, mac,"
+                         " conversation, with_resource, text, groupchat) VALUES ", 7, entries)
             if fulltext_index:
-                txn.execute("INSERT INTO mam_search (rowid, people, body) VALUES (?, ?, ?)",
-                            (seq, str(archive), body))
+                _insert_rows(txn, "INSERT INTO mam_search (rowid, people, body) VALUES ", 3,
+                             index)
     return convert
 
 
