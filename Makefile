@@ -59,7 +59,10 @@ bench: install
 # archiving's cost on routing, and a 1,000-member channel's fan-out.
 bench-mam: install
 	$(PY) bench/mam_bench.py
+	$(PY) bench/archive_cost.py hooks
+	$(PY) bench/archive_cost.py writes
 	bash bench/messages.sh
+	RATE=2000 bash bench/messages.sh
 
 bench-fanout: install
 	$(PY) bench/channel_fanout.py

@@ -19,8 +19,10 @@ Options, under ``[extensions.mam]``::
     max_messages_per_user = 0       # keep at most this many per archive (0: no limit)
     retention_interval = 3600       # seconds between retention runs
     max_prefs_jids = 1000           # JIDs allowed in one user's always/never lists
-    write_delay = 0.1               # seconds an idle archive writer waits to batch writes
-    max_queued_writes = 50000       # messages waiting for the database before archiving stops
+    write_delay = 0.1               # seconds between archive batches (batches grow with load)
+    max_queued_writes = 50000       # entries waiting for the database: at half, client input
+                                    # pauses until a tenth are left; past it (only while the
+                                    # database fails) messages are delivered unarchived
 """
 
 from dataclasses import dataclass, fields, replace
