@@ -1,9 +1,12 @@
 """The client intake (summitd.core.intake): holds pause every client connection, new ones
 start paused, the last release resumes them; extensions hold through their context."""
 
+from twisted.internet import defer, reactor, task, tcp, threads
 from twisted.trial import unittest
 
+from summitd.test.test_tls_loopback import HEADER, _Wire
 from summitd.testing import FakeClient, add_user, make_server
+from summitd.testing.loopback import start_loopback_service
 
 
 class IntakeTests(unittest.TestCase):
@@ -46,3 +49,52 @@ class IntakeTests(unittest.TestCase):
         context.close()
         self.assertFalse(self.intake.held)
         self.assertEqual(self.state(self.alice), "producing")
+
+
+class IntakeOnRealConnectionsTests(unittest.TestCase):
+    """Plain, STARTTLS and direct TLS connections of a real service on loopback: a hold takes
+    their sockets out of the reactor's readers; the release reads what waited meanwhile."""
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def test_hold_and_release_real_sockets(self):
+        service, ports = yield start_loopback_service(self, {"alice@localhost": "secret"})
+        intake = service.server.intake
+
+        def connect(kind):
+            wire = _Wire(ports["starttls" if kind == "plain" else kind])
+            if kind != "plain":
+                if kind == "starttls":
+                    wire.request_starttls()
+                wire.start_tls(alpn=[b"xmpp-client"] if kind == "direct_tls" else None)
+            return wire
+
+        wires = []
+        for kind in ("plain", "starttls", "direct_tls"):
+            wires.append((yield threads.deferToThread(connect, kind)))
+        for _ in range(100):                        # the plain accept may trail the connect
+            if len(intake._streams) == 3:
+                break
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(len(intake._streams), 3)
+        intake.hold("test")
+        readers = set(reactor.getReaders())
+        sockets = [_socket_transport(stream.transport) for stream in intake._streams]
+        self.assertEqual([s for s in sockets if s in readers], [])
+        yield threads.deferToThread(lambda: [wire.send(HEADER) for wire in wires])
+        intake.release("test")
+        readers = set(reactor.getReaders())
+        self.assertEqual([s for s in sockets if s not in readers], [])
+        replies = yield threads.deferToThread(
+            lambda: [wire.read_until(b"</stream:features>") for wire in wires])
+        self.assertEqual(len([r for r in replies if b"<stream:features" in r]), 3)
+        for wire in wires:
+            wire.close()
+
+
+def _socket_transport(transport):
+    """The tcp.Connection under a (possibly TLS-wrapping) transport."""
+    while not isinstance(transport, tcp.Connection):
+        transport = transport.transport
+    return transport
