@@ -30,6 +30,7 @@ index and ``WITHOUT ROWID``); a PostgreSQL dialect would use ``BIGSERIAL``, a
 """
 
 import json
+import time
 from itertools import chain
 
 from twisted.internet import defer
@@ -211,8 +212,11 @@ def dialect_for(engine):
 _MAC_START = -16             # an id ends with its MAC, 16 hex digits (stanza_id)
 _TWO_63, _TWO_64 = 1 << 63, 1 << 64
 
+#: Entries prepared between two moments the GIL is offered to the reactor thread.
+YIELD_EVERY = 100
+
 #: Rows per INSERT statement (at most 7 parameters each, well under SQLite's 32766).
-ROWS_PER_INSERT = 500
+ROWS_PER_INSERT = 100
 
 
 def _insert_rows(txn, insert, width, rows):
@@ -439,6 +443,8 @@ class SQLArchiveStore:
                 text = texts[(ts, stanza)] = [next_seq, [], body]
                 next_seq += 1
             text[1].append(archive)
+            if len(entry_rows) % YIELD_EVERY == 0:
+                time.sleep(0)   # let the reactor thread have the GIL: it is routing meanwhile
             mac = int(archive_id[_MAC_START:], 16)      # ids come from stanza_id.IdMaker
             entry_rows.append((archive, ts, mac - _TWO_64 if mac >= _TWO_63 else mac,
                                conversation, with_resource, text[0], int(groupchat)))
