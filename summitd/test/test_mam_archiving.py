@@ -217,7 +217,7 @@ class FailingStore:
         if self.failures:
             self.failures -= 1
             return defer.fail(RuntimeError("disk on fire"))
-        self.written.extend(entries)
+        self.written.extend(map(ArchiveEntry._make, entries))
         return defer.succeed(None)
 
 
@@ -272,7 +272,7 @@ class WriterTests(unittest.TestCase):
 
         class SlowStore:
             def append(self, entries):
-                pending.append((list(entries), defer.Deferred()))
+                pending.append(([ArchiveEntry._make(e) for e in entries], defer.Deferred()))
                 return pending[-1][1]
 
         options.setdefault("delay", 0)
@@ -432,8 +432,8 @@ class WriterPacingTests(unittest.TestCase):
 
 
 class WriterIntakeTests(unittest.TestCase):
-    """Half the queue bound waiting: the client intake is held until a tenth are left; not
-    while the database fails (retries), when the bound drops entries instead."""
+    """A tenth of the queue bound waiting: the client intake is held until a fiftieth are
+    left; not while the database fails (retries), when the bound drops entries instead."""
 
     def setUp(self):
         from twisted.internet import task
@@ -442,36 +442,48 @@ class WriterIntakeTests(unittest.TestCase):
     slow_writer = WriterTests.slow_writer
 
     def test_holds_and_releases(self):
-        writer, pending = self.slow_writer(max_queued=20, max_batch=4)
+        writer, pending = self.slow_writer(max_queued=100, max_batch=4)
         for i in range(9):
             writer.add(some_entry(i))
         self.assertFalse(self.context.held)          # 1 written, 8 queued
         writer.add(some_entry(9))
         writer.add(some_entry(10))
-        self.assertTrue(self.context.held)           # 10 queued: half of 20
+        self.assertTrue(self.context.held)           # 10 queued: a tenth of 100
         for _ in range(2):
             pending[-1][1].callback(None)
-        self.assertTrue(self.context.held)           # 6 were waiting: more than a tenth
+        self.assertTrue(self.context.held)           # 6 were waiting: more than a fiftieth
         pending[-1][1].callback(None)
-        self.assertFalse(self.context.held)          # 2 were waiting: a tenth
+        self.assertFalse(self.context.held)          # 2 were waiting: a fiftieth
         self.assertEqual(sum(len(batch) for batch, _ in pending), 11)
 
     def test_failing_database_releases(self):
-        writer, pending = self.slow_writer(max_queued=4)
+        writer, pending = self.slow_writer(max_queued=20)
         for i in range(3):
             writer.add(some_entry(i))
         self.assertTrue(self.context.held)
         pending[0][1].errback(RuntimeError("disk full"))
         self.assertFalse(self.context.held)
-        for i in range(3, 10):
+        for i in range(3, 30):
             writer.add(some_entry(i))
-        self.assertFalse(self.context.held)
+        self.assertFalse(self.context.held)         # past the bound: dropped, not held
         self.flushLoggedErrors(RuntimeError)
 
     def test_drain_releases(self):
-        writer, pending = self.slow_writer(max_queued=4)
+        writer, pending = self.slow_writer(max_queued=20)
         for i in range(3):
             writer.add(some_entry(i))
         self.assertTrue(self.context.held)
         writer.drain()
         self.assertFalse(self.context.held)
+
+
+class WriterQueueGCTests(unittest.TestCase):
+    def test_queued_entries_leave_the_cycle_collector(self):
+        """Queued entries are plain tuples the collector stops tracking: waiting entries must
+        not grow the oldest generation (its full collections stall the reactor)."""
+        import gc
+        from twisted.internet import task
+        writer = ArchiveWriter(FailingStore(failures=0), FakeContext(task.Clock()), delay=1)
+        writer.add(some_entry(0))
+        gc.collect()
+        self.assertFalse(gc.is_tracked(writer._queue[0]))

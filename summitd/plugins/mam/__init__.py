@@ -20,9 +20,9 @@ Options, under ``[extensions.mam]``::
     retention_interval = 3600       # seconds between retention runs
     max_prefs_jids = 1000           # JIDs allowed in one user's always/never lists
     write_delay = 0.1               # seconds between archive batches (batches grow with load)
-    max_queued_writes = 50000       # entries waiting for the database: at half, client input
-                                    # pauses until a tenth are left; past it (only while the
-                                    # database fails) messages are delivered unarchived
+    max_queued_writes = 50000       # entries waiting for the database: at a tenth, client
+                                    # input pauses until a fiftieth are left; past it (only
+                                    # while the database fails) messages go unarchived
 """
 
 from dataclasses import dataclass, fields, replace

@@ -14,7 +14,8 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from summitd.plugins.mam import fulltext
-from summitd.plugins.mam.store import IArchiveStore, Item, PageReader, UnknownArchiveId, read_page
+from summitd.plugins.mam.store import (
+    ArchiveEntry, IArchiveStore, Item, PageReader, UnknownArchiveId, read_page)
 
 
 class _Archive:
@@ -98,7 +99,7 @@ class MemoryArchiveStore:
 
     def append(self, entries):
         with self._lock:
-            for entry in entries:
+            for entry in map(ArchiveEntry._make, entries):
                 self._archives.setdefault((entry.host, entry.user), _Archive()).add(entry)
         return defer.succeed(None)
 

@@ -104,7 +104,8 @@ class IArchiveStore(Interface):
         """Create or upgrade the storage; call once before anything else."""
 
     def append(entries):
-        """Write ArchiveEntry objects (any owners, any order); fires when committed."""
+        """Write ArchiveEntry objects, or plain tuples in its field order (what the writer
+        queues), any owners, any order; fires when committed."""
 
     def query(host, user, archive_filter, page_request):
         """Fire with a Page; fail with UnknownArchiveId for an unknown id in the

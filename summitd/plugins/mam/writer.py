@@ -14,10 +14,11 @@ delay in practice: delivery does not, and a query flushes the queue first; only
 stream management's acknowledgements wait for the write.
 
 The queue is bounded. Archiving an entry costs more than routing the message, so a
-server can route faster than its database archives; when half of ``max_queued``
-entries wait, the writer holds the client intake (``summitd.core.intake``: client
-connections stop reading, TCP slows the senders) until a tenth are left, so the
-archive keeps up with what the server accepts instead of losing entries. While
+server can route faster than its database archives; when a tenth of ``max_queued``
+entries wait (5,000 by default: well under a second of writing), the writer holds the
+client intake (``summitd.core.intake``: client connections stop reading, TCP slows
+the senders) until a fiftieth are left, so the archive keeps up with what the server
+accepts instead of losing entries, and a burst leaves no long backlog behind. While
 batches wait for a retry (the database is failing) the intake is not held: past
 ``max_queued``, messages are then delivered but not archived, and a warning says how
 many (at most one per minute).
@@ -48,8 +49,8 @@ class ArchiveWriter:
         self._deleted = set()        # accounts deleted while their entries were queued
         self._dropped = 0
         self._warned_at = None
-        self._high_water = max(1, max_queued // 2)
-        self._low_water = max_queued // 10
+        self._high_water = max(1, max_queued // 10)
+        self._low_water = max_queued // 50
         self._holding = False        # the client intake, while too much is queued
         self._held_warned_at = None
         self._queue = []
@@ -69,7 +70,11 @@ class ArchiveWriter:
         if len(self._queue) >= self._max_queued:
             self._drop()
             return defer.succeed(None)
-        self._queue.append(entry)
+        # Queued as a plain tuple of strings and numbers, which the cycle collector stops
+        # tracking at its first pass: entries wait up to ``delay``, long enough to be promoted
+        # to the oldest generation, whose growth triggers full collections (tens of ms with
+        # thousands of sessions). A named tuple stays tracked.
+        self._queue.append(tuple(entry))
         if len(self._queue) >= self._high_water and not self._holding and not self._waiting:
             self._hold()
         if self._queued_done is None:
@@ -128,7 +133,7 @@ class ArchiveWriter:
         self._last_submit = self._context.clock.seconds()
         batch, self._queue = self._queue[:self._max_batch], self._queue[self._max_batch:]
         if self._deleted:
-            batch = [e for e in batch if (e.host, e.user) not in self._deleted]
+            batch = [e for e in batch if (e[0], e[1]) not in self._deleted]   # host, user
         if self._queue:
             # Callers wait on the queue's Deferred, which the rest (written after this
             # batch, on the same ordered database thread) keeps.
