@@ -228,6 +228,12 @@ def _insert_rows(txn, insert, width, rows):
                     list(chain.from_iterable(chunk)))
 
 
+_SELECT_ARCHIVE = "SELECT id FROM mam_archives WHERE host = ? AND username = ?"
+_INSERT_ARCHIVE = "INSERT INTO mam_archives (host, username) VALUES (?, ?)"
+_SELECT_CONVERSATION = "SELECT id FROM mam_conversations WHERE archive = ? AND with_bare = ?"
+_INSERT_CONVERSATION = "INSERT INTO mam_conversations (archive, with_bare) VALUES (?, ?)"
+
+
 class _Ids:
     """The integer ids of archives and conversations, cached.
 
@@ -247,48 +253,37 @@ class _Ids:
             cache.clear()
         cache[key] = value
 
-    def find_archive(self, txn, host, user):
-        """The archive's id, or None when it has none yet."""
-        key = (host, user)
-        found = self.archives.get(key)
+    def _find(self, txn, cache, key, select):
+        found = cache.get(key)
         if found is None:
-            row = txn.execute("SELECT id FROM mam_archives WHERE host = ? AND username = ?",
-                              key).fetchone()
+            row = txn.execute(select, key).fetchone()
             if row is None:
                 return None
             found = row[0]
-            self._cache(self.archives, key, found)
+            self._cache(cache, key, found)
         return found
+
+    def _find_or_make(self, txn, cache, key, fresh, select, insert):
+        found = fresh.get(key) or self._find(txn, cache, key, select)
+        if found is None:
+            found = fresh[key] = txn.execute(insert, key).lastrowid
+        return found
+
+    def find_archive(self, txn, host, user):
+        """The archive's id, or None when it has none yet."""
+        return self._find(txn, self.archives, (host, user), _SELECT_ARCHIVE)
 
     def archive(self, txn, host, user, fresh):
         """The archive's id, made (and kept in ``fresh``, this transaction's) when it has none."""
-        key = (host, user)
-        found = fresh.get(key) or self.find_archive(txn, host, user)
-        if found is None:
-            found = fresh[key] = txn.execute(
-                "INSERT INTO mam_archives (host, username) VALUES (?, ?)", key).lastrowid
-        return found
+        return self._find_or_make(txn, self.archives, (host, user), fresh, _SELECT_ARCHIVE,
+                                  _INSERT_ARCHIVE)
 
     def find_conversation(self, txn, archive, with_bare):
-        key = (archive, with_bare)
-        found = self.conversations.get(key)
-        if found is None:
-            row = txn.execute("SELECT id FROM mam_conversations WHERE archive = ?"
-                              " AND with_bare = ?", key).fetchone()
-            if row is None:
-                return None
-            found = row[0]
-            self._cache(self.conversations, key, found)
-        return found
+        return self._find(txn, self.conversations, (archive, with_bare), _SELECT_CONVERSATION)
 
     def conversation(self, txn, archive, with_bare, fresh):
-        key = (archive, with_bare)
-        found = fresh.get(key) or self.find_conversation(txn, archive, with_bare)
-        if found is None:
-            found = fresh[key] = txn.execute(
-                "INSERT INTO mam_conversations (archive, with_bare) VALUES (?, ?)",
-                key).lastrowid
-        return found
+        return self._find_or_make(txn, self.conversations, (archive, with_bare), fresh,
+                                  _SELECT_CONVERSATION, _INSERT_CONVERSATION)
 
     def forget_archive(self, host, user, archive):
         self.archives.pop((host, user), None)
