@@ -383,6 +383,25 @@ class SQLStoreTests(ArchiveStoreContract, unittest.TestCase):
         self.assertEqual(ids(self.search("two", user="bob")), ["bob-1"])
         self.assertEqual(self.search("two").count, 0)
 
+    def test_account_deleted_by_another_process(self):
+        """Another process (summitctl) deletes the archive and the name registers again:
+        account_created forgets the cached id, so the new archive survives a restart."""
+        self.fill(n=1)
+        other_process = SQLArchiveStore(self.database)
+        self.in_transaction(lambda txn: other_process.delete_archive(txn, HOST, "alice"))
+        result_of(self.store.account_created(HOST, "alice"))
+        self.append(entry("alice", 2))
+        restarted = SQLArchiveStore(self.database)
+        page = result_of(restarted.query(HOST, "alice", ArchiveFilter(), PageRequest(max=10)))
+        self.assertEqual(ids(page), ["alice-2"])
+
+    def test_last_timestamp_looks_at_the_latest_texts(self):
+        """The newest ts comes from the latest texts, also when an older one came last."""
+        self.patch(sql_store, "RECENT_TEXTS", 2)
+        self.fill("alice", n=3)
+        self.append(entry("bob", 1))                 # a retried batch: older ts, newer seq
+        self.assertEqual(result_of(self.store.last_timestamp()), 3 * SECOND)
+
     def test_upgrade_from_first_layout(self):
         """A database of the first layout (one row per entry, versions 1 and 2) upgrades:
         the same ids, the same results, searchable, the old tables gone."""

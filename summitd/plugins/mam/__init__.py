@@ -156,7 +156,7 @@ class MamExtension(Extension):
         self.archiver = Archiver(context, self.writer, self.preferences, clock, IdMaker(key))
         ArchiveService(context, self.store, self.writer, self.preferences, self.limits)
         context.hook(events.ACCOUNT_DELETING, self._account_deleting)
-        context.hook(events.ACCOUNT_CREATED, lambda jid: self.writer.remember(jid.host, jid.user))
+        context.hook(events.ACCOUNT_CREATED, self._account_created)
         context.hook(events.SERVER_STOPPING, self.writer.flush)
         self.retention.start()
         context.provide(IMessageArchive, self)
@@ -167,6 +167,10 @@ class MamExtension(Extension):
     def archive_received(self, stanza, to_jid):
         """IMessageArchive: archive a message the one-to-one rules leave out (MIX-PAM)."""
         return self.archiver.archive_received(stanza, to_jid)
+
+    def _account_created(self, jid):
+        self.writer.remember(jid.host, jid.user)
+        self.context.track_write(self.store.account_created(jid.host, jid.user))
 
     def _account_deleting(self, jid, txn):
         self.writer.forget(jid.host, jid.user)

@@ -130,6 +130,9 @@ class MemoryArchiveStore:
             self._archives.pop((host, user), None)
             self._prefs.pop((host, user), None)
 
+    def account_created(self, host, user):
+        return defer.succeed(None)      # nothing cached: the archives are the data
+
     def expire(self, older_than, keep_per_user, batch):
         deleted = 0
         with self._lock:

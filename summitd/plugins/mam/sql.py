@@ -212,6 +212,9 @@ def dialect_for(engine):
 _MAC_START = -16             # an id ends with its MAC, 16 hex digits (stanza_id)
 _TWO_63, _TWO_64 = 1 << 63, 1 << 64
 
+#: How many of the latest texts ``last_timestamp`` looks at.
+RECENT_TEXTS = 100_000
+
 #: Entries prepared between two moments the GIL is offered to the reactor thread.
 YIELD_EVERY = 100
 
@@ -492,9 +495,13 @@ class SQLArchiveStore:
         return None if row is None else _item(row)
 
     def last_timestamp(self):
+        # Texts are written in ts order but for retried batches (older ts, later seq), so the
+        # newest ts is among the latest texts: no scan of the whole table at every start.
         return self._db.runInteraction(
             "mam: newest timestamp",
-            lambda txn: txn.execute("SELECT MAX(ts) FROM mam_texts").fetchone()[0])
+            lambda txn: txn.execute(
+                "SELECT MAX(ts) FROM mam_texts WHERE seq > (SELECT COALESCE(MAX(seq), 0)"
+                " FROM mam_texts) - ?", (RECENT_TEXTS,)).fetchone()[0])
 
     # -- deleting ------------------------------------------------------------------------
 
@@ -508,6 +515,13 @@ class SQLArchiveStore:
         txn.execute("DELETE FROM mam_conversations WHERE archive = ?", (archive,))
         txn.execute("DELETE FROM mam_archives WHERE id = ?", (archive,))
         self._ids.forget_archive(host, user, archive)
+
+    def account_created(self, host, user):
+        # On the database thread, like every use of the cache, and before any write for
+        # the new account (transactions run in order).
+        return self._db.runInteraction(
+            "mam: forget cached archive id",
+            lambda txn: self._ids.archives.pop((host, user), None) and None)
 
     def _delete_older(self, txn, older_than, batch):
         """Among the ``batch`` oldest texts (by seq), delete those older than the cutoff

@@ -121,6 +121,10 @@ class IArchiveStore(Interface):
         """Delete the archive and preferences of an account, inside the account-deleting
         transaction ``txn`` (synchronous; backends without SQL ignore ``txn``)."""
 
+    def account_created(host, user):
+        """An account of this name was just created: forget whatever is cached about an
+        earlier one (another process, summitctl, may have deleted it). Fires when done."""
+
     def expire(older_than, keep_per_user, batch):
         """Delete entries with ts < ``older_than`` (None: no age limit) and, per archive,
         all but the newest ``keep_per_user`` (None: no quota), oldest first, at most
