@@ -456,6 +456,19 @@ class WriterIntakeTests(unittest.TestCase):
         self.assertFalse(self.context.held)          # 2 were waiting: a fiftieth
         self.assertEqual(sum(len(batch) for batch, _ in pending), 11)
 
+    def test_no_pacing_while_held(self):
+        """While the intake is held, the next batch goes as soon as the last one is written."""
+        writer, pending = self.slow_writer(max_queued=100, max_batch=8, delay=0.1)
+        for i in range(11):
+            writer.add(some_entry(i))
+        self.context.clock.advance(0.1)             # the first batch: 8 entries
+        for i in range(11, 22):
+            writer.add(some_entry(i))
+        self.assertTrue(self.context.held)          # 14 waiting
+        pending[0][1].callback(None)
+        pending[1][1].callback(None)                # 6 waiting: more than a fiftieth
+        self.assertEqual([len(batch) for batch, _ in pending], [8, 8, 6])
+
     def test_failing_database_releases(self):
         writer, pending = self.slow_writer(max_queued=20)
         for i in range(3):

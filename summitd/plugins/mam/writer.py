@@ -184,7 +184,8 @@ class ArchiveWriter:
             return
         if self._queue:
             wait = self._last_submit + self._delay - self._context.clock.seconds()
-            if wait <= 0 or len(self._queue) >= self._max_batch or self._idle_waiters:
+            if (wait <= 0 or len(self._queue) >= self._max_batch or self._holding
+                    or self._idle_waiters):
                 self._submit()
             elif self._timer is None:
                 self._timer = self._context.call_later(wait, self._timer_fired)
