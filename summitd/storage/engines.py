@@ -102,8 +102,10 @@ class SQLiteEngine(Engine):
             # journal_mode is stored in the file; the rest is per connection.
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
+            # The archive's indexes are written all over: a 64 MiB page cache keeps them in
+            # memory; statement journals of multi-row INSERTs were temp files without
+            # temp_store=MEMORY (bench/README.md, "Archive").
             conn.execute("PRAGMA cache_size=-65536")
-            conn.execute("PRAGMA wal_autocheckpoint=10000")
             conn.execute("PRAGMA temp_store=MEMORY")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")

@@ -38,7 +38,7 @@ from zope.interface import implementer
 
 from summitd.plugins.mam import fulltext
 from summitd.plugins.mam.prefs import Prefs
-from summitd.plugins.mam.stanza_id import id_from, mac_of, timestamp_of
+from summitd.plugins.mam.stanza_id import id_from, mac_of, signed_mac, timestamp_of
 from summitd.plugins.mam.store import IArchiveStore, Item, PageReader, read_page
 from summitd.storage.schema import Migration, apply_migrations
 
@@ -208,9 +208,6 @@ def dialect_for(engine):
         return SQLiteDialect(engine)
     raise NotImplementedError(f"the archive has no SQL dialect for {engine.name}")
 
-
-_MAC_START = -16             # an id ends with its MAC, 16 hex digits (stanza_id)
-_TWO_63, _TWO_64 = 1 << 63, 1 << 64
 
 #: How many of the latest texts ``last_timestamp`` looks at.
 RECENT_TEXTS = 100_000
@@ -443,9 +440,8 @@ class SQLArchiveStore:
             text[1].append(archive)
             if len(entry_rows) % YIELD_EVERY == 0:
                 time.sleep(0)   # let the reactor thread have the GIL: it is routing meanwhile
-            mac = int(archive_id[_MAC_START:], 16)      # ids come from stanza_id.IdMaker
-            entry_rows.append((archive, ts, mac - _TWO_64 if mac >= _TWO_63 else mac,
-                               conversation, with_resource, text[0], int(groupchat)))
+            entry_rows.append((archive, ts, signed_mac(archive_id), conversation,
+                               with_resource, text[0], int(groupchat)))
         text_rows, index_rows = [], []
         for (ts, stanza), (seq, people, body) in texts.items():
             names = " ".join(map(str, people))

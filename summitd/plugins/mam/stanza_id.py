@@ -34,6 +34,7 @@ _TS_DIGITS = 14
 _MAC_BYTES = 8
 ID_LENGTH = _TS_DIGITS + 2 * _MAC_BYTES
 _HEX = frozenset("0123456789abcdef")
+_TWO_63, _TWO_64 = 1 << 63, 1 << 64
 
 
 class ArchiveClock:
@@ -66,8 +67,13 @@ def mac_of(archive_id):
     when it is not shaped like an id."""
     if timestamp_of(archive_id) is None:
         return None
+    return signed_mac(archive_id)
+
+
+def signed_mac(archive_id):
+    """``mac_of`` without the shape check, for ids this server made (the archive's writes)."""
     mac = int(archive_id[_TS_DIGITS:], 16)
-    return mac - (1 << 64) if mac >= 1 << 63 else mac
+    return mac - _TWO_64 if mac >= _TWO_63 else mac
 
 
 def id_from(ts, mac):
